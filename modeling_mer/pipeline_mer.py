@@ -1,0 +1,55 @@
+"""A video-classification pipeline that lets the processor sample across the whole clip.
+
+The stock `VideoClassificationPipeline` decodes only the first `num_frames` frames of a file and hands
+those to the image processor; a micro-expression model needs the onset, the apex and the offset,
+wherever they are. This subclass passes the video itself (path, frame folder or frame list) to
+`MERImageProcessor`, optionally with onset/apex/offset frame numbers, and feeds the model only
+`pixel_values`. `CUSTOM_PIPELINES` is the entry a model's config needs under `custom_pipelines` so that
+`pipeline("video-classification", model=dir, trust_remote_code=True)` picks this class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers.image_processing_utils import BatchFeature
+from transformers.pipelines.base import Pipeline
+from transformers.pipelines.video_classification import VideoClassificationPipeline
+
+CUSTOM_PIPELINES: dict[str, dict[str, Any]] = {
+    "video-classification": {
+        "impl": "pipeline_mer.MERVideoClassificationPipeline",
+        "pt": ["AutoModelForVideoClassification"],
+        "tf": [],
+        "type": "video",
+    }
+}
+
+
+class MERVideoClassificationPipeline(VideoClassificationPipeline):
+    """`pipeline(video)` or `pipeline(video, onset=..., apex=..., offset=...)` -> top-k emotions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Skip the parent's check against the built-in model list, which logs an error for custom models.
+        Pipeline.__init__(self, *args, **kwargs)
+        if self.image_processor is None:
+            raise ValueError("MERVideoClassificationPipeline needs the model's MERImageProcessor")
+
+    def _sanitize_parameters(  # type: ignore[override]
+        self,
+        top_k: int | None = None,
+        onset: int | None = None,
+        apex: int | None = None,
+        offset: int | None = None,
+        function_to_apply: str | None = None,
+        **unused: Any,
+    ) -> tuple[dict, dict, dict]:
+        if unused:
+            raise ValueError(f"unsupported pipeline arguments {sorted(unused)} (num_frames is the processor's)")
+        _, _, postprocess = super()._sanitize_parameters(top_k=top_k, function_to_apply=function_to_apply)
+        return {"onset": onset, "apex": apex, "offset": offset}, {}, postprocess
+
+    def preprocess(self, video: Any, onset: int | None = None, apex: int | None = None, offset: int | None = None):  # type: ignore[override]
+        inputs = self.image_processor(video, onset=onset, apex=apex, offset=offset, return_tensors="pt")
+        names = self.image_processor.model_input_names
+        return BatchFeature({k: inputs[k] for k in names}, tensor_type="pt").to(self.dtype)

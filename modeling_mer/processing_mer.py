@@ -1,0 +1,260 @@
+"""MERImageProcessor: a clip (frames, video file or frame folder) -> SLSTT model inputs.
+
+    clip -> one square face box (Haar cascade on the onset frame) -> crop + resize to image_size
+         -> num_frames positions centred on the apex in (onset, offset] (short clips: synthesised frames)
+         -> long-term optical flow onset -> each position            [compute_flow: heavy, cacheable]
+         -> hsv or uv drawing -> ImageNet mean/std                  [encode_flow: cheap, per batch]
+
+The split lets datasets store flow once (`modeling_mer.preprocessing`) while training applies
+flow-aware augmentation before the cheap encoding; `__call__` is exactly `encode_flow(compute_flow())`.
+It is a `BaseImageProcessor` and not a `BaseVideoProcessor`, which needs torchvision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.processing_utils import ImagesKwargs
+
+from .face_crop import crop_resize, face_box
+from .flow_encoding import encode_hsv, encode_uv, normalize
+from .frame_sampling import (
+    INTERPOLATIONS,
+    SAMPLINGS,
+    positions_to_frame_numbers,
+    sample_positions,
+    synthesise,
+)
+from .optical_flow import check_flow_method, dense_flow, spot_apex, to_gray
+from .pipeline_mer import MERVideoClassificationPipeline
+from .video_io import Clip, load_clip
+
+__all__ = ["MERImageProcessor", "MERVideoClassificationPipeline", "spot_apex"]
+
+ENCODINGS = ("hsv", "uv")
+INPUT_MODES = ("flow", "frames")
+NO_FACE_POLICIES = ("error", "full_frame")
+
+
+class MERImageProcessorKwargs(ImagesKwargs, total=False):
+    """Settings accepted by `from_pretrained(..., **kwargs)` overrides."""
+
+    image_size: int
+    num_frames: int
+    crop: str | list[int]
+    crop_margin: float
+    on_no_face: str
+    sampling: str
+    interpolation: str
+    flow: str
+    encoding: str
+    uv_scale: float
+    input_mode: str
+    spot_size: int
+
+
+class MERImageProcessor(BaseImageProcessor):
+    """Face crop, apex-centred sampling and long-term optical flow for micro-expression clips.
+
+    Args:
+        image_size: side of the square model input; flow is computed at this size, in its pixels.
+        num_frames: flow images per clip (the paper: 11).
+        crop: "haar" (detect on the onset frame), "none" (already cropped), or [x, y, w, h].
+        crop_margin: fraction of the detected face side added on every side of the box.
+        on_no_face: "error", or "full_frame" (use the whole frame, with a warning).
+        sampling: "apex" (consecutive frames centred on the apex) or "uniform" (onset..offset).
+        interpolation: "blend" or "warp", to synthesise frames for clips shorter than num_frames.
+        flow: "farneback" (the paper's parameters), "dis" or "tvl1".
+        encoding: "hsv" (the official drawing) or "uv" (fixed scale `uv_scale`, keeps amplitude).
+        uv_scale: displacement in pixels (at image_size) that fills the uv range.
+        input_mode: "flow", or "frames" (the cropped RGB frames themselves, an ablation).
+        spot_size: side the frames are shrunk to for apex spotting when no apex is given.
+    """
+
+    model_input_names = ["pixel_values"]
+    valid_kwargs = MERImageProcessorKwargs
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        num_frames: int = 11,
+        crop: str | list[int] = "haar",
+        crop_margin: float = 0.1,
+        on_no_face: str = "error",
+        sampling: str = "apex",
+        interpolation: str = "blend",
+        flow: str = "farneback",
+        encoding: str = "hsv",
+        uv_scale: float = 5.0,
+        input_mode: str = "flow",
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        spot_size: int = 112,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.image_size = image_size
+        self.num_frames = num_frames
+        self.crop = list(crop) if isinstance(crop, list | tuple) else crop
+        self.crop_margin = crop_margin
+        self.on_no_face = on_no_face
+        self.sampling = sampling
+        self.interpolation = interpolation
+        self.flow = flow
+        self.encoding = encoding
+        self.uv_scale = uv_scale
+        self.input_mode = input_mode
+        self.image_mean = list(image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)
+        self.image_std = list(image_std if image_std is not None else IMAGENET_DEFAULT_STD)
+        self.spot_size = spot_size
+        self._validate()
+
+    def _validate(self) -> None:
+        """Reject bad settings at construction, naming the argument."""
+        for name in ("image_size", "num_frames", "spot_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (2 if name != "num_frames" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        choices = {
+            "on_no_face": NO_FACE_POLICIES,
+            "sampling": SAMPLINGS,
+            "interpolation": INTERPOLATIONS,
+            "encoding": ENCODINGS,
+            "input_mode": INPUT_MODES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported; choose one of {list(allowed)}")
+        check_flow_method(self.flow)
+        if isinstance(self.crop, str) and self.crop not in ("haar", "none"):
+            raise ValueError(f"crop={self.crop!r} is not supported; use 'haar', 'none' or [x, y, w, h]")
+        if not isinstance(self.crop, str) and not (len(self.crop) == 4 and all(isinstance(c, int) for c in self.crop)):
+            raise ValueError(f"crop must be 'haar', 'none' or [x, y, w, h] integers, got {self.crop!r}")
+        if not isinstance(self.crop_margin, int | float) or not 0 <= self.crop_margin <= 1:
+            raise ValueError(f"crop_margin must be a fraction in [0, 1], got {self.crop_margin!r}")
+        if not isinstance(self.uv_scale, int | float) or self.uv_scale <= 0:
+            raise ValueError(f"uv_scale must be a positive number of pixels, got {self.uv_scale!r}")
+        for name in ("image_mean", "image_std"):
+            if len(getattr(self, name)) != 3:
+                raise ValueError(f"{name} must hold 3 values (R, G, B), got {getattr(self, name)!r}")
+        if any(s <= 0 for s in self.image_std):
+            raise ValueError(f"image_std must be positive, got {self.image_std!r}")
+
+    # ----------------------------------------------------------------------------------------------
+    def __call__(  # type: ignore[override]
+        self,
+        frames_or_path: Any,
+        onset: int | None = None,
+        apex: int | None = None,
+        offset: int | None = None,
+        frame_numbers: list[int] | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """One clip -> `pixel_values` (1, num_frames, 3, image_size, image_size) plus what was used.
+
+        onset/apex/offset are frame numbers (as in the datasets' sheets), matching `frame_numbers`
+        (default 0..n-1, or the numbers in the file names of a frame folder). Without onset/offset the
+        whole input is the clip; without apex it is spotted and `apex_estimated` is True.
+        """
+        if kwargs:
+            raise TypeError(f"MERImageProcessor got unexpected arguments {sorted(kwargs)}")
+        result = self.compute_flow(frames_or_path, onset, apex, offset, frame_numbers)
+        pixel_values = self.encode_flow(torch.from_numpy(result["flow"])).unsqueeze(0)
+        data = {
+            "pixel_values": pixel_values.numpy(),
+            "frame_numbers": np.asarray([result["frame_numbers"]], dtype=np.float64),
+            "apex": np.asarray([result["apex"]], dtype=np.int64),
+            "apex_estimated": np.asarray([result["apex_estimated"]], dtype=bool),
+        }
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def compute_flow(
+        self,
+        frames: Any,
+        onset: int | None = None,
+        apex: int | None = None,
+        offset: int | None = None,
+        frame_numbers: list[int] | None = None,
+    ) -> dict[str, Any]:
+        """The heavy stage: crop, sample, flow. Returns plain numpy / python values.
+
+        Keys: flow float32 (num_frames, C, S, S) with C=2 (u, v in pixels at image_size) for
+        input_mode="flow" or C=3 (RGB in [0, 1]) for "frames"; frame_numbers (float, fractional for
+        synthesised frames); apex (frame number); apex_estimated; onset; offset; crop_box [x, y, w, h].
+        """
+        clip = frames if isinstance(frames, Clip) else load_clip(frames, frame_numbers)
+        onset_i = self._index(clip, "onset", onset, default=0)
+        offset_i = self._index(clip, "offset", offset, default=len(clip) - 1)
+        if offset_i <= onset_i:
+            raise ValueError(f"{clip.source}: offset={clip.frame_numbers[offset_i]} must come after onset={clip.frame_numbers[onset_i]}")
+        box = face_box(clip[onset_i], self.crop, self.crop_margin, self.on_no_face, clip.source)
+        prepared: dict[int, np.ndarray] = {}
+
+        def frame_at(i: int) -> np.ndarray:
+            if i not in prepared:
+                prepared[i] = crop_resize(clip[i], box, self.image_size)
+            return prepared[i]
+
+        apex_estimated = apex is None
+        if apex_estimated:
+            window = [frame_at(i) for i in range(onset_i, offset_i + 1)]
+            apex_i = onset_i + spot_apex(window, method="farneback", max_side=self.spot_size)
+        else:
+            apex_i = self._index(clip, "apex", apex, default=0)
+            if not onset_i <= apex_i <= offset_i:
+                raise ValueError(f"{clip.source}: apex={apex} lies outside onset={onset}..offset={offset}")
+        positions = sample_positions(self.sampling, onset_i, apex_i, offset_i, self.num_frames)
+        pair_flows: dict[int, np.ndarray] = {}
+        sampled = [synthesise(frame_at, p, self.interpolation, self.flow, pair_flows) for p in positions]
+        if self.input_mode == "frames":
+            stack = np.stack(sampled).astype(np.float32) / 255.0  # (T, S, S, 3)
+        else:
+            reference = to_gray(frame_at(onset_i))
+            stack = np.stack([dense_flow(reference, to_gray(f), self.flow) for f in sampled])  # (T, S, S, 2)
+        return {
+            "flow": np.ascontiguousarray(stack.transpose(0, 3, 1, 2), dtype=np.float32),
+            "frame_numbers": positions_to_frame_numbers(positions, clip.frame_numbers),
+            "apex": clip.frame_numbers[apex_i],
+            "apex_estimated": apex_estimated,
+            "onset": clip.frame_numbers[onset_i],
+            "offset": clip.frame_numbers[offset_i],
+            "crop_box": list(box),
+        }
+
+    def encode_flow(self, flow: torch.Tensor) -> torch.Tensor:
+        """The cheap stage: (..., T, C, S, S) flow (or frames) -> normalised (..., T, 3, S, S).
+
+        Works on any leading dims and any device, so training can encode a batch after flow-aware
+        augmentation (a horizontal flip must flip W and negate u).
+        """
+        channels = 2 if self.input_mode == "flow" else 3
+        if flow.ndim < 3 or flow.shape[-3] != channels:
+            raise ValueError(
+                f"encode_flow expects (..., {channels}, H, W) for input_mode={self.input_mode!r}, got {tuple(flow.shape)}"
+            )
+        flow = flow.float()
+        if self.input_mode == "frames":
+            images = flow
+        elif self.encoding == "hsv":
+            images = encode_hsv(flow)
+        else:
+            images = encode_uv(flow, self.uv_scale)
+        return normalize(images, self.image_mean, self.image_std)
+
+    @staticmethod
+    def _index(clip: Clip, name: str, number: int | None, default: int) -> int:
+        """Frame number -> index into the clip, with an error naming the argument."""
+        if number is None:
+            return default
+        try:
+            return clip.frame_numbers.index(int(number))
+        except (ValueError, TypeError):
+            numbers = clip.frame_numbers
+            raise ValueError(
+                f"{clip.source}: {name}={number!r} is not a frame of the clip (frame numbers {numbers[0]}..{numbers[-1]})"
+            ) from None
