@@ -1,0 +1,99 @@
+"""Micro-expression datasets as `datasets` builders, and one entry point to load them.
+
+    from dataset_scripts import load_mer_dataset
+    ds = load_mer_dataset("casme2", data_dir="~/data/CASME2")             # 5class, frames embedded
+    ds = load_mer_dataset("composite", data_dir={"casme2": ..., "samm": ..., "smic": ...})
+    ds = load_mer_dataset("synthetic")                                     # built-in, no download
+
+A build is cached in Arrow under `cache_dir`, keyed on the builder code and every option (data folder,
+protocol, on_error, lazy, spot_apex, release, sheet), so a second call with the same arguments reuses it.
+The cache does not notice edits to the files on disk: delete the cache folder after changing them.
+With on_error="skip", bad clips are left out, printed at the end, and kept in
+`dataset.info.description` (read them with `skipped_clips(dataset)`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import datasets
+
+from ._builder import MERDataError, format_skip_report, skipped_clips
+from .casme2 import CASME2
+from .composite import MEGC2019Composite
+from .samm import SAMM
+from .smic import SMIC
+
+BUILDERS: dict[str, type[datasets.GeneratorBasedBuilder]] = {
+    "casme2": CASME2,
+    "samm": SAMM,
+    "smic": SMIC,
+    "composite": MEGC2019Composite,
+}
+DATASET_NAMES = (*BUILDERS, "synthetic")
+
+__all__ = [
+    "BUILDERS",
+    "CASME2",
+    "DATASET_NAMES",
+    "MEGC2019Composite",
+    "MERDataError",
+    "SAMM",
+    "SMIC",
+    "load_mer_dataset",
+    "skipped_clips",
+]
+
+
+def _make_builder(
+    name: str, data_dir: Any, protocol: str | None, cache_dir: str | None, on_error: str, options: dict[str, Any]
+) -> datasets.GeneratorBasedBuilder:
+    if name == "synthetic":
+        from .synthetic import SyntheticMER
+
+        if data_dir is not None:
+            raise ValueError("the synthetic set is generated, it takes no data_dir")
+        if on_error != "raise":
+            options = {**options, "on_error": on_error}
+        if protocol is not None:
+            options = {**options, "protocol": protocol}
+        return SyntheticMER(cache_dir=cache_dir, **options)
+    builder_class = BUILDERS.get(name)
+    if builder_class is None:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    protocol = protocol or builder_class.DEFAULT_PROTOCOL
+    if name == "composite":
+        if not isinstance(data_dir, Mapping):
+            raise ValueError("composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...} (a mapping)")
+        data_dir = {key: os.path.abspath(os.path.expanduser(os.fspath(v))) for key, v in data_dir.items()}
+    elif data_dir is None:
+        raise ValueError(f"{name} needs data_dir=<the folder you unpacked>: the dataset is licensed, never downloaded")
+    else:
+        data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    return builder_class(data_dir=data_dir, cache_dir=cache_dir, protocol=protocol, on_error=on_error, **options)
+
+
+def load_mer_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+    protocol: str | None = None,
+    cache_dir: str | None = None,
+    on_error: str = "raise",
+    **options: Any,
+) -> datasets.Dataset:
+    """Build (or reuse from the cache) one micro-expression dataset and return its single split.
+
+    name: casme2, samm, smic, composite or synthetic. protocol: 5class (CASME II, SAMM default), 3class
+    (SMIC-HS, composite default) or all. on_error: "raise" or "skip". Options: lazy (store frame paths,
+    not bytes), spot_apex (estimate a missing apex by optical flow; False: the midpoint), release
+    ("auto", "raw", "cropped"), sheet (the coding sheet's path); synthetic: its generator's knobs.
+    """
+    builder = _make_builder(name, data_dir, protocol, cache_dir, on_error, options)
+    builder.download_and_prepare()
+    dataset = builder.as_dataset(split="train")
+    skipped = skipped_clips(dataset)
+    if skipped:
+        print(format_skip_report(skipped))
+    return dataset

@@ -1,0 +1,48 @@
+"""SAMM (Davison et al., IEEE TAC 2018) as distributed: `SAMM/006/006_1_2/006_05562.jpg` and the sheet.
+
+The sheet `SAMM_Micro_FACS_Codes_v2.xlsx` starts with 13 preamble rows before its column row (Subject,
+Filename, Inducement Code, Onset Frame, Apex Frame, Offset Frame, Duration, Micro, Action Units,
+Estimated Emotion, ...); the column row is searched for, so the variant with the column row first works
+too. Subjects are written 6 or '006' and live in folder 006.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from ._builder import MERDataError, SheetSource, SingleSourceBuilder
+from .common import CLASS_SETS
+
+
+class SAMMSource(SheetSource):
+    dataset = "samm"
+    fps = 200.0
+    emotions = frozenset(
+        {"anger", "contempt", "happiness", "surprise", "other", "disgust", "fear", "sadness"}
+    )
+    sheet_patterns = (r"SAMM.*\.xlsx", r"SAMM.*\.csv")
+    release_folders: ClassVar[dict[str, tuple[str, ...]]] = {"raw": ("SAMM",), "cropped": ("SAMM_CROP", "SAMM_cropped")}
+    subject_regex = r"\d{3}"
+
+    def subject_id(self, cell: Any, where: str) -> str:
+        match = re.fullmatch(r"(\d+)(?:\.0)?", str(cell).strip()) if cell is not None else None
+        if match is None:
+            raise MERDataError(f"{where}: Subject must be a number such as 6 or 006, got {cell!r}")
+        return f"{int(match.group(1)):03d}"
+
+
+class SAMM(SingleSourceBuilder):
+    """SAMM; protocol 5class (default), or all (eight emotions)."""
+
+    SOURCE = SAMMSource
+    DEFAULT_PROTOCOL = "5class"
+    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["samm_5class"]}
+    DESCRIPTION = "SAMM spontaneous micro-movements (29 subjects, 200 fps, grayscale), read from the user's copy."
+    CITATION = (
+        "@article{davison2018samm, title={SAMM: A Spontaneous Micro-Facial Movement Dataset}, author={Davison, "
+        "Adrian K. and Lansley, Cliff and Costen, Nicholas and Tan, Kevin and Yap, Moi Hoon}, journal={IEEE "
+        "Transactions on Affective Computing}, volume={9}, number={1}, pages={116--129}, year={2018}}"
+    )
+    HOMEPAGE = "http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php"
+    LICENSE = "SAMM licence agreement (Manchester Metropolitan University): research use only, no redistribution"

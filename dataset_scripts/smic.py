@@ -1,0 +1,125 @@
+"""SMIC-HS (Li et al., FG 2013) as distributed: `HS/s1/micro/negative/s1_ne_01/image559740.bmp`.
+
+There is no coding sheet: the emotion is the folder name (negative, positive, surprise), onset and offset
+are the first and last frame in the clip folder, and there is no apex annotation (it is estimated, see
+`spot_apex`). The cropped release mirrors the layout under `SMIC_all_cropped/HS`. Subject folders without
+a `micro` folder hold no micro-expression clips and are passed over (and named in the build notes).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import ClassVar
+
+from ._builder import (
+    RELEASE_CHOICES,
+    SEARCH_DEPTH,
+    BadClip,
+    ClipSource,
+    ClipSpec,
+    MERDataError,
+    SingleSourceBuilder,
+    walk_dirs,
+)
+from .common import CLASS_SETS
+
+SUBJECT_RE = re.compile(r"s(\d+)", re.IGNORECASE)
+
+
+def _is_cropped(folder: Path) -> bool:
+    return any("crop" in part.lower() for part in folder.parts[:-1])
+
+
+class SMICSource(ClipSource):
+    dataset = "smic"
+    fps = 100.0
+    emotions = frozenset({"negative", "positive", "surprise"})
+
+    def _frame_root(self) -> tuple[Path, str]:
+        if hasattr(self, "_root_cache"):
+            return self._root_cache
+        if self.release not in RELEASE_CHOICES:
+            raise MERDataError(f"release must be one of {RELEASE_CHOICES}, got {self.release!r}")
+        found: dict[str, Path] = {}
+        for folder in walk_dirs(self.data_dir):
+            if folder.name.lower() == "hs":
+                kind = "cropped" if _is_cropped(folder) else "raw"
+                found.setdefault(kind, folder)
+        if not found and any(SUBJECT_RE.fullmatch(p.name) for p in self.data_dir.iterdir() if p.is_dir()):
+            found["cropped" if _is_cropped(self.data_dir / "HS") else "raw"] = self.data_dir
+        for kind in ("raw", "cropped"):
+            if kind in found and self.release in ("auto", kind):
+                self._root_cache = (found[kind], kind)
+                return self._root_cache
+        raise MERDataError(
+            f"no SMIC-HS {self.release if self.release != 'auto' else ''} frame folder found below "
+            f"{self.data_dir}: looked for a folder named HS (raw, or below SMIC_all_cropped for the cropped "
+            f"release, up to {SEARCH_DEPTH} levels down) or subject folders s1, s2, ... directly in it"
+        )
+
+    def _read_specs(self) -> list[ClipSpec | BadClip]:
+        root = self.frame_root
+        subjects = sorted(
+            (p for p in root.iterdir() if p.is_dir() and SUBJECT_RE.fullmatch(p.name)),
+            key=lambda p: int(SUBJECT_RE.fullmatch(p.name).group(1)),
+        )
+        self.subjects_without_micro = [p.name for p in subjects if not (p / "micro").is_dir()]
+        specs: list[ClipSpec | BadClip] = []
+        for subject in subjects:
+            micro = subject / "micro"
+            if not micro.is_dir():
+                continue
+            for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
+                for clip in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
+                    where = f"clip folder {clip}"
+                    try:
+                        emotion = self.checked_emotion(emotion_dir.name, f"emotion folder {emotion_dir}")
+                    except MERDataError as exc:
+                        specs.append(BadClip(f"smic/{subject.name}/{clip.name}", where, str(exc)))
+                        continue
+                    specs.append(
+                        ClipSpec(
+                            dataset=self.dataset,
+                            subject=subject.name,
+                            clip_id=clip.name,
+                            folder=clip,
+                            frame_root=root,
+                            onset=None,
+                            apex=None,
+                            offset=None,
+                            fps=self.fps,
+                            action_units="",
+                            emotion=emotion,
+                            where=where,
+                        )
+                    )
+        if not specs:
+            raise MERDataError(f"{root}: no clip folders found under <subject>/micro/<emotion>/")
+        return specs
+
+
+class SMIC(SingleSourceBuilder):
+    """SMIC-HS; protocol 3class (default; the same as all)."""
+
+    SOURCE = SMICSource
+    DEFAULT_PROTOCOL = "3class"
+    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
+    DESCRIPTION = "SMIC-HS spontaneous micro-expressions (16 subjects with clips, 100 fps), read from the user's copy."
+    CITATION = (
+        "@inproceedings{li2013smic, title={A Spontaneous Micro-expression Database: Inducement, Collection and "
+        "Baseline}, author={Li, Xiaobai and Pfister, Tomas and Huang, Xiaohua and Zhao, Guoying and "
+        "Pietik{\\\"a}inen, Matti}, booktitle={IEEE International Conference on Automatic Face and Gesture "
+        "Recognition (FG)}, year={2013}}"
+    )
+    HOMEPAGE = "https://www.oulu.fi/cmvs/node/41319"
+    LICENSE = "SMIC licence agreement (University of Oulu): research use only, no redistribution"
+
+    def plan(self):  # noqa: D102 - adds the subjects without clips to the notes
+        plan = super().plan()
+        source = self.source()
+        missing = getattr(source, "subjects_without_micro", [])
+        note = f"Subject folders without a micro folder (no clips): {', '.join(missing)}."
+        if missing and note not in plan.notes:
+            plan.notes.append(note)
+        return plan
