@@ -1,0 +1,153 @@
+"""Configuration of the SLSTT-style micro-expression recogniser.
+
+The spatial encoder is described by a nested `ViTConfig`, so the config of any Hub ViT checkpoint fits
+as it is; the temporal aggregator and the head are described by flat fields of `MERConfig`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from transformers import PreTrainedConfig, ViTConfig
+
+AGGREGATIONS = ("transformer", "lstm", "mean")
+
+# Named presets. Each maps to `MERConfig` keyword arguments; `vision_config` entries are `ViTConfig` kwargs.
+PRESETS: dict[str, dict[str, Any]] = {
+    # For tests and the CPU demo: a few thousand parameters per layer, 16 patches per frame.
+    "tiny": {
+        "vision_config": {
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 128,
+        },
+        "num_frames": 8,
+        "aggregation": "transformer",
+        "temporal_hidden_size": 64,
+        "temporal_num_layers": 1,
+        "temporal_num_attention_heads": 4,
+        "temporal_intermediate_size": 128,
+    },
+    # The default for real data: ViT-B/16 at 224 (fits google/vit-base-patch16-224-in21k) with the
+    # temporal transformer.
+    "mer-b16-224": {
+        "vision_config": {"image_size": 224, "patch_size": 16},
+        "num_frames": 11,
+        "aggregation": "transformer",
+        "temporal_hidden_size": 768,
+        "temporal_num_layers": 2,
+        "temporal_num_attention_heads": 12,
+        "temporal_intermediate_size": 3072,
+    },
+    # The paper (SLSTT-LSTM): ViT-B/16 at 384, tanh-GELU, LayerNorm eps 1e-6, 11 frames, LSTM 3x512,
+    # FC 512->256->classes; the official code trains only the head, hence freeze_spatial.
+    "slstt-b16-384": {
+        "vision_config": {
+            "image_size": 384,
+            "patch_size": 16,
+            "hidden_act": "gelu_pytorch_tanh",
+            "layer_norm_eps": 1e-6,
+        },
+        "num_frames": 11,
+        "aggregation": "lstm",
+        "lstm_hidden_size": 512,
+        "lstm_num_layers": 3,
+        "head_hidden_size": 256,
+        "freeze_spatial": True,
+    },
+}
+
+
+class MERConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`MERModel`] and [`MERForVideoClassification`].
+
+    Args:
+        vision_config (`ViTConfig` or `dict`):
+            The spatial encoder applied to every optical-flow image of a clip (a ViT; its patch embedding is
+            computed as a linear projection of patches, with weights in the usual `(hidden, 3, p, p)` layout).
+        num_frames (`int`, defaults to 11):
+            Frames per clip the model is built for (the length of the temporal position embeddings).
+        aggregation (`str`, defaults to `"transformer"`):
+            How frame embeddings become a clip embedding: `"transformer"` (a clip token attends over the
+            frames, with learned temporal position embeddings), `"lstm"` (SLSTT-LSTM: the last step of a
+            multi-layer LSTM) or `"mean"` (SLSTT-Mean: the average of the frames).
+        temporal_hidden_size, temporal_num_layers, temporal_num_attention_heads, temporal_intermediate_size:
+            Width, depth, heads and MLP width of the temporal transformer. A width different from the
+            spatial one inserts a linear projection. `temporal_hidden_size=None` means the spatial width.
+        temporal_dropout (`float`): dropout inside the temporal transformer.
+        lstm_hidden_size, lstm_num_layers: the LSTM of `aggregation="lstm"`.
+        head_hidden_size (`int` or `None`):
+            `None`: the head is one linear layer. An integer: Linear -> ReLU -> Linear, as the official
+            SLSTT head (512 -> 256 -> classes).
+        head_dropout (`float`): dropout applied to the clip embedding before the head.
+        freeze_spatial (`bool`):
+            Keep the spatial encoder fixed (no gradients), as the official code does.
+    """
+
+    model_type = "mer"
+    sub_configs_defaults = {"vision_config": ViTConfig}
+
+    vision_config: dict | PreTrainedConfig | None = None
+    num_frames: int = 11
+    aggregation: str = "transformer"
+    temporal_hidden_size: int | None = None
+    temporal_num_layers: int = 2
+    temporal_num_attention_heads: int = 8
+    temporal_intermediate_size: int | None = None
+    temporal_dropout: float = 0.1
+    lstm_hidden_size: int = 512
+    lstm_num_layers: int = 3
+    head_hidden_size: int | None = None
+    head_dropout: float = 0.1
+    freeze_spatial: bool = False
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.temporal_hidden_size is None:
+            self.temporal_hidden_size = self.vision_config.hidden_size
+        if self.temporal_intermediate_size is None:
+            self.temporal_intermediate_size = 4 * self.temporal_hidden_size
+        if self.aggregation == "transformer" and self.temporal_hidden_size % self.temporal_num_attention_heads:
+            raise ValueError(
+                f"temporal_hidden_size ({self.temporal_hidden_size}) must be divisible by "
+                f"temporal_num_attention_heads ({self.temporal_num_attention_heads})"
+            )
+
+    @property
+    def image_size(self) -> int:
+        size = self.vision_config.image_size
+        return size if isinstance(size, int) else size[0]
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> MERConfig:
+        """Build a named preset (`tiny`, `mer-b16-224`, `slstt-b16-384`); keyword arguments override it.
+
+        `vision_config` in the overrides is merged into the preset's, and `labels=[...]` sets
+        `id2label`/`label2id` in order.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        kwargs = copy.deepcopy(PRESETS[name])
+        vision_overrides = overrides.pop("vision_config", None) or {}
+        if isinstance(vision_overrides, PreTrainedConfig):
+            vision_overrides = vision_overrides.to_dict()
+        kwargs["vision_config"].update(vision_overrides)
+        labels = overrides.pop("labels", None)
+        if labels is not None:
+            overrides["id2label"] = dict(enumerate(labels))
+            overrides["label2id"] = {label: i for i, label in enumerate(labels)}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS"]

@@ -1,0 +1,453 @@
+"""SLSTT-style micro-expression recogniser: a ViT over each optical-flow image, a temporal aggregator, a head.
+
+No convolution anywhere: the ViT patch embedding is computed as a linear projection of flattened patches
+(`LinearPatchProjection`), with its weight kept in the `(hidden, channels, patch, patch)` layout so that
+Hub ViT checkpoints load into it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, ViTModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.vit.modeling_vit import ViTEmbeddings, eager_attention_forward
+from transformers.utils import ModelOutput
+
+from .configuration_mer import MERConfig
+
+
+class LinearPatchProjection(nn.Module):
+    """Non-overlapping patches -> one shared linear map, returned in the layout of a strided `Conv2d`.
+
+    Mathematically the same as ViT's `Conv2d(kernel=stride=patch)`, but a matrix product over unfolded
+    patches; the weight keeps the conv layout `(hidden, channels, patch, patch)` so checkpoints match.
+    """
+
+    def __init__(self, num_channels: int, hidden_size: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.weight = nn.Parameter(torch.empty(hidden_size, num_channels, patch_size, patch_size))
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = pixel_values.shape  # (N, C, H, W)
+        p = self.patch_size
+        gh, gw = h // p, w // p
+        x = pixel_values[:, :, : gh * p, : gw * p]  # a strided conv ignores the remainder too
+        patches = x.reshape(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * p * p)
+        out = F.linear(patches, self.weight.reshape(self.weight.shape[0], -1), self.bias)  # (N, gh*gw, D)
+        return out.transpose(1, 2).reshape(n, -1, gh, gw)  # (N, D, gh, gw), as Conv2d returns
+
+
+def build_spatial_encoder(config: MERConfig) -> ViTModel:
+    """A transformers ViT without pooler whose patch embedding is `LinearPatchProjection`."""
+    vit = ViTModel(config.vision_config, add_pooling_layer=False)
+    patch = config.vision_config.patch_size
+    patch = patch if isinstance(patch, int) else patch[0]
+    projection = LinearPatchProjection(config.vision_config.num_channels, config.vision_config.hidden_size, patch)
+    # The ViT was initialised by its own post_init before the swap, and a later post_init of the outer model
+    # skips it as already initialised: initialise the new projection here (as ViT does its conv).
+    nn.init.trunc_normal_(projection.weight, std=config.vision_config.initializer_range)
+    vit.embeddings.patch_embeddings.projection = projection
+    return vit
+
+
+@dataclass
+class MERModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`(batch, seq, temporal_hidden)`): the temporal sequence after the aggregator
+            (transformer: clip token first, then frames; lstm: the LSTM outputs; mean: the frame embeddings).
+        pooler_output (`(batch, clip_hidden)`): the clip embedding the head classifies.
+        frame_embeddings (`(batch, frames, spatial_hidden)`): the spatial encoder's CLS embedding per frame
+            (zeros for masked frames).
+        spatial_hidden_states / spatial_attentions: per ViT layer, `(batch, frames, tokens, hidden)` and
+            `(batch, frames, heads, tokens, tokens)` (zeros for masked frames).
+        temporal_hidden_states / temporal_attentions: per temporal transformer layer.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_embeddings: torch.FloatTensor | None = None
+    spatial_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    spatial_attentions: tuple[torch.FloatTensor, ...] | None = None
+    temporal_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MERVideoClassifierOutput(ModelOutput):
+    """Logits `(batch, num_labels)`, the loss when labels are given, and the `MERModelOutput` extras."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_embeddings: torch.FloatTensor | None = None
+    spatial_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    spatial_attentions: tuple[torch.FloatTensor, ...] | None = None
+    temporal_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class MERTemporalAttention(nn.Module):
+    """Bidirectional multi-head self-attention over the frames of a clip (through the attention interface)."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__()
+        self.config = config
+        width, heads = config.temporal_hidden_size, config.temporal_num_attention_heads
+        self.head_dim = width // heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.temporal_dropout
+        self.is_causal = False  # otherwise SDPA may treat the temporal sequence as causal
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.o_proj = nn.Linear(width, width)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        shape = (*hidden_states.shape[:-1], -1, self.head_dim)  # (B, S, H, d)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        out, weights = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        return self.o_proj(out.reshape(*hidden_states.shape[:-1], -1).contiguous()), weights
+
+
+class MERTemporalLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block over frames, as in ViT."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__()
+        width = config.temporal_hidden_size
+        self.layernorm_before = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
+        self.attention = MERTemporalAttention(config)
+        self.layernorm_after = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
+        self.fc1 = nn.Linear(width, config.temporal_intermediate_size)
+        self.fc2 = nn.Linear(config.temporal_intermediate_size, width)
+        self.dropout = nn.Dropout(config.temporal_dropout)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.layernorm_before(hidden_states), attention_mask)
+        hidden_states = hidden_states + self.dropout(attended)
+        mlp = self.fc2(self.dropout(F.gelu(self.fc1(self.layernorm_after(hidden_states)))))
+        return hidden_states + self.dropout(mlp), weights
+
+
+class MERTemporalTransformer(nn.Module):
+    """A learned clip token attends over the frame embeddings (with learned temporal positions)."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__()
+        self.config = config
+        spatial, width = config.vision_config.hidden_size, config.temporal_hidden_size
+        self.input_projection = nn.Linear(spatial, width) if spatial != width else nn.Identity()
+        self.clip_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_frames + 1, width))
+        self.layers = nn.ModuleList(MERTemporalLayer(config) for _ in range(config.temporal_num_layers))
+        self.layernorm = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None, output_hidden_states: bool):
+        b, t, _ = frames.shape  # (B, T, D_spatial)
+        if t > self.config.num_frames:
+            raise ValueError(
+                f"got {t} frames but the temporal position embeddings cover num_frames={self.config.num_frames}"
+            )
+        x = self.input_projection(frames)
+        x = torch.cat([self.clip_token.expand(b, -1, -1), x], dim=1) + self.position_embeddings[:, : t + 1]
+        mask = None
+        if frame_mask is not None:
+            mask = torch.cat([frame_mask.new_ones(b, 1), frame_mask], dim=1)  # the clip token is always there
+            mask = create_bidirectional_mask(config=self.config, inputs_embeds=x, attention_mask=mask)
+        hidden, attentions = [], []
+        for layer in self.layers:
+            if output_hidden_states:
+                hidden.append(x)
+            x, weights = layer(x, mask)
+            attentions.append(weights)
+        x = self.layernorm(x)
+        if output_hidden_states:
+            hidden.append(x)
+        return x[:, 0], x, tuple(hidden), tuple(attentions)
+
+
+class MERLSTMAggregator(nn.Module):
+    """SLSTT-LSTM: a multi-layer LSTM over the frames; the clip embedding is the top layer's last valid step."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(
+            config.vision_config.hidden_size,
+            config.lstm_hidden_size,
+            num_layers=config.lstm_num_layers,
+            batch_first=True,
+        )
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None):
+        # The LSTM is small and oneDNN has no bf16 LSTM kernel on CPU: always run it in float32.
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            return self._run(frames.float(), frame_mask)
+
+    def _run(self, frames: torch.Tensor, frame_mask: torch.Tensor | None):
+        if frame_mask is None:
+            out, (h_n, _) = self.lstm(frames)
+            return h_n[-1], out
+        # Move the valid frames to the front (stable, keeps their order) and pack, so padding never
+        # enters the recurrence.
+        order = torch.sort((~frame_mask).to(torch.int8), dim=1, stable=True).indices
+        compact = torch.gather(frames, 1, order.unsqueeze(-1).expand_as(frames))
+        lengths = frame_mask.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(compact, lengths, batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=frames.shape[1])
+        return h_n[-1], out
+
+
+class MERClassificationHead(nn.Module):
+    """Dropout then Linear, or Linear -> ReLU -> Linear (the official SLSTT head) when `head_hidden_size` is set."""
+
+    def __init__(self, config: MERConfig, in_features: int):
+        super().__init__()
+        self.dropout = nn.Dropout(config.head_dropout)
+        if config.head_hidden_size:
+            self.dense = nn.Linear(in_features, config.head_hidden_size)
+            in_features = config.head_hidden_size
+        else:
+            self.dense = None
+        self.out_proj = nn.Linear(in_features, config.num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(pooled)
+        if self.dense is not None:
+            x = torch.relu(self.dense(x))
+        return self.out_proj(x)
+
+
+class MERPreTrainedModel(PreTrainedModel):
+    config: MERConfig
+    config_class = MERConfig
+    base_model_prefix = "mer"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer", "MERTemporalLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, LinearPatchProjection):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            init.zeros_(module.bias)
+        elif isinstance(module, ViTEmbeddings):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+        elif isinstance(module, MERTemporalTransformer):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.trunc_normal_(module.clip_token, mean=0.0, std=std)
+
+
+def _scatter_frames(values: torch.Tensor, valid: torch.Tensor | None, batch: int, frames: int) -> torch.Tensor:
+    """(valid_frames, ...) -> (batch, frames, ...), zeros where a frame was masked out."""
+    if valid is None:
+        return values.reshape(batch, frames, *values.shape[1:])
+    full = values.new_zeros(batch * frames, *values.shape[1:])
+    full[valid] = values
+    return full.reshape(batch, frames, *values.shape[1:])
+
+
+class MERModel(MERPreTrainedModel):
+    """Spatial ViT on every frame (one flattened batch), then the temporal aggregator: the clip embedding."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__(config)
+        self.spatial_encoder = build_spatial_encoder(config)
+        if config.aggregation == "transformer":
+            self.aggregator = MERTemporalTransformer(config)
+        elif config.aggregation == "lstm":
+            self.aggregator = MERLSTMAggregator(config)
+        else:
+            self.aggregator = None  # mean over frames: nothing to learn
+        self.post_init()
+        if config.freeze_spatial:
+            self.spatial_encoder.requires_grad_(False)
+
+    @property
+    def clip_embedding_size(self) -> int:
+        return {
+            "transformer": self.config.temporal_hidden_size,
+            "lstm": self.config.lstm_hidden_size,
+            "mean": self.config.vision_config.hidden_size,
+        }[self.config.aggregation]
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs,
+    ) -> MERModelOutput:
+        r"""
+        pixel_values (`(batch, frames, 3, height, width)`): encoded optical-flow images.
+        frame_mask (`(batch, frames)`, bool or 0/1): which frames are real; padded frames are neither encoded
+            nor aggregated. Every clip needs at least one real frame.
+        interpolate_pos_encoding: run the ViT at an image size other than the configured one.
+        """
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                f"pixel_values must be (batch, frames, channels, height, width), got shape {tuple(pixel_values.shape)}"
+            )
+        output_attentions = bool(output_attentions)
+        output_hidden_states = bool(output_hidden_states)
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                "output_attentions=True needs eager attention (sdpa/flash return no weights): load the model with "
+                "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
+            )
+        b, t = pixel_values.shape[:2]
+        flat = pixel_values.reshape(b * t, *pixel_values.shape[2:])  # all frames as one batch
+        valid = None
+        if frame_mask is not None:
+            frame_mask = frame_mask.to(device=pixel_values.device, dtype=torch.bool)
+            if frame_mask.shape != (b, t):
+                raise ValueError(f"frame_mask must be (batch, frames) = {(b, t)}, got {tuple(frame_mask.shape)}")
+            if not bool(frame_mask.any(dim=1).all()):
+                raise ValueError("every clip needs at least one unmasked frame")
+            if bool(frame_mask.all()):
+                frame_mask = None
+            else:
+                valid = frame_mask.reshape(-1)
+                flat = flat[valid]
+
+        spatial_kwargs = {"interpolate_pos_encoding": interpolate_pos_encoding}
+        if output_attentions:
+            spatial_kwargs["output_attentions"] = True
+        if output_hidden_states:
+            spatial_kwargs["output_hidden_states"] = True
+        frozen = self.config.freeze_spatial
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            spatial = self.spatial_encoder(flat, **spatial_kwargs)
+        cls = spatial.last_hidden_state[:, 0]  # after the ViT's final LayerNorm, as the official code
+        frame_embeddings = _scatter_frames(cls, valid, b, t)  # (B, T, D)
+
+        temporal_hidden, temporal_attn = None, None
+        if self.config.aggregation == "transformer":
+            pooled, sequence, temporal_hidden, temporal_attn = self.aggregator(
+                frame_embeddings, frame_mask, output_hidden_states
+            )
+        elif self.config.aggregation == "lstm":
+            pooled, sequence = self.aggregator(frame_embeddings, frame_mask)
+        else:
+            weights = frame_mask.to(cls.dtype) if frame_mask is not None else cls.new_ones(b, t)
+            pooled = (frame_embeddings * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
+            sequence = frame_embeddings
+
+        return MERModelOutput(
+            last_hidden_state=sequence,
+            pooler_output=pooled,
+            frame_embeddings=frame_embeddings,
+            spatial_hidden_states=tuple(_scatter_frames(h, valid, b, t) for h in spatial.hidden_states)
+            if output_hidden_states
+            else None,
+            spatial_attentions=tuple(_scatter_frames(a, valid, b, t) for a in spatial.attentions)
+            if output_attentions
+            else None,
+            temporal_hidden_states=temporal_hidden if output_hidden_states else None,
+            temporal_attentions=temporal_attn if output_attentions else None,
+        )
+
+
+class MERForVideoClassification(MERPreTrainedModel):
+    """`MERModel` plus the classification head; cross-entropy loss (optionally class-weighted) with labels."""
+
+    def __init__(self, config: MERConfig):
+        super().__init__(config)
+        self.mer = MERModel(config)
+        self.classifier = MERClassificationHead(config, self.mer.clip_embedding_size)
+        self.post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers writes only this class's auto class into `auto_map`; add the base model so that
+        # `AutoModel.from_pretrained(dir, trust_remote_code=True)` works on the same folder.
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.setdefault("AutoModel", f"{MERModel.__module__.rsplit('.', 1)[-1]}.MERModel")
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        class_weights: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs,
+    ) -> MERVideoClassifierOutput:
+        r"""
+        labels (`(batch,)`): class indices; gives `loss`.
+        class_weights (`(num_labels,)`): per-class weights of the cross-entropy (e.g. inverse frequency of the
+            training fold), since the datasets are strongly imbalanced.
+        """
+        outputs = self.mer(
+            pixel_values,
+            frame_mask=frame_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            weight = class_weights.to(device=logits.device, dtype=torch.float32) if class_weights is not None else None
+            loss = F.cross_entropy(logits.float(), labels.to(logits.device), weight=weight)
+        return MERVideoClassifierOutput(
+            loss=loss,
+            logits=logits,
+            pooler_output=outputs.pooler_output,
+            frame_embeddings=outputs.frame_embeddings,
+            spatial_hidden_states=outputs.spatial_hidden_states,
+            spatial_attentions=outputs.spatial_attentions,
+            temporal_hidden_states=outputs.temporal_hidden_states,
+            temporal_attentions=outputs.temporal_attentions,
+        )
+
+
+__all__ = [
+    "LinearPatchProjection",
+    "MERModel",
+    "MERForVideoClassification",
+    "MERPreTrainedModel",
+    "MERModelOutput",
+    "MERVideoClassifierOutput",
+]
