@@ -78,17 +78,22 @@ def casme2_tree(
     sheet: str = "xlsx",
     slash_apex: Iterable[str] = (),
     margin: int = 0,
+    frames: bool = True,
 ) -> Path:
     """CASME2_RAW_selected/sub01/EP02_01f/img46.jpg (or Cropped/.../reg_img46.jpg) + CASME2-coding sheet.
 
     `slash_apex`: Filenames whose ApexFrame cell is written `/`. `margin`: extra frames on each side of
-    the clip, as in recordings that run past the annotated offset.
+    the clip, as in recordings that run past the annotated offset. `frames=False` writes only the sheet
+    and the subject folders (enough for plans, which read no frames).
     """
     slash = set(slash_apex)
     folder, prefix = ("CASME2_RAW_selected", "img") if release == "raw" else ("Cropped", "reg_img")
     for row in rows:
         onset, offset = int(row["OnsetFrame"]), int(row["OffsetFrame"])
         clip = root / folder / f"sub{int(row['Subject']):02d}" / row["Filename"]
+        if not frames:
+            clip.parent.mkdir(parents=True, exist_ok=True)
+            continue
         numbers = range(max(onset - margin, 0), offset + margin + 1)
         _write_frames(clip, (f"{prefix}{n}.jpg" for n in numbers), frame_bytes("JPEG"))
     header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
@@ -110,12 +115,18 @@ SAMM_COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex F
                 "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"]
 
 
-def samm_tree(root: Path, rows: Sequence[dict[str, str]], *, preamble: bool = True, margin: int = 0) -> Path:
+def samm_tree(
+    root: Path, rows: Sequence[dict[str, str]], *, preamble: bool = True, margin: int = 0, frames: bool = True
+) -> Path:
     """SAMM/006/006_1_2/006_05562.jpg (grayscale) + SAMM_Micro_FACS_Codes_v2.xlsx (13 preamble rows)."""
+    (root / "SAMM").mkdir(parents=True, exist_ok=True)
     for row in rows:
         subject = row["Subject"]
         onset, offset = int(row["OnsetFrame"]), int(row["OffsetFrame"])
         clip = root / "SAMM" / subject / row["Filename"]
+        if not frames:
+            clip.parent.mkdir(parents=True, exist_ok=True)
+            continue
         numbers = range(max(onset - margin, 0), offset + margin + 1)
         _write_frames(clip, (f"{subject}_{n:05d}.jpg" for n in numbers), frame_bytes("JPEG", "L"))
     lines: list[list[object]] = []
@@ -132,6 +143,7 @@ def samm_tree(root: Path, rows: Sequence[dict[str, str]], *, preamble: bool = Tr
 
 def smic_tree(root: Path, rows: Sequence[dict[str, str]], *, cropped: bool = False) -> Path:
     """HS/s1/micro/negative/s1_ne_01/image559740.bmp (or SMIC_all_cropped/HS/...); no sheet."""
+    (root / "SMIC_all_cropped" / "HS" if cropped else root / "HS").mkdir(parents=True, exist_ok=True)
     base = root / "SMIC_all_cropped" / "HS" if cropped else root / "HS"
     prefix = "reg_image" if cropped else "image"
     for row in rows:
