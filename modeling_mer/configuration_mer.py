@@ -117,7 +117,10 @@ class MERConfig(PreTrainedConfig):
             self.temporal_hidden_size = self.vision_config.hidden_size
         if self.temporal_intermediate_size is None:
             self.temporal_intermediate_size = 4 * self.temporal_hidden_size
-        if self.aggregation == "transformer" and self.temporal_hidden_size % self.temporal_num_attention_heads:
+        if (
+            self.aggregation == "transformer"
+            and self.temporal_hidden_size % self.temporal_num_attention_heads
+        ):
             raise ValueError(
                 f"temporal_hidden_size ({self.temporal_hidden_size}) must be divisible by "
                 f"temporal_num_attention_heads ({self.temporal_num_attention_heads})"

@@ -7,6 +7,7 @@ Hub ViT checkpoints load into it unchanged.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,7 +53,9 @@ def build_spatial_encoder(config: MERConfig) -> ViTModel:
     vit = ViTModel(config.vision_config, add_pooling_layer=False)
     patch = config.vision_config.patch_size
     patch = patch if isinstance(patch, int) else patch[0]
-    projection = LinearPatchProjection(config.vision_config.num_channels, config.vision_config.hidden_size, patch)
+    projection = LinearPatchProjection(
+        config.vision_config.num_channels, config.vision_config.hidden_size, patch
+    )
     # The ViT was initialised by its own post_init before the swap, and a later post_init of the outer model
     # skips it as already initialised: initialise the new projection here (as ViT does its conv).
     nn.init.trunc_normal_(projection.weight, std=config.vision_config.initializer_range)
@@ -246,6 +249,30 @@ class MERClassificationHead(nn.Module):
         return self.out_proj(x)
 
 
+# Weights a ViT checkpoint may hold that the spatial encoder does not use (its pooler, an ImageNet head).
+_IGNORED_VIT_PREFIXES = ("pooler.", "classifier.")
+# The architecture fields taken from the checkpoint; image_size stays the one asked for.
+_VIT_ARCHITECTURE_FIELDS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+    "layer_norm_eps", "patch_size", "num_channels", "qkv_bias",
+)  # fmt: skip
+
+
+def resize_position_embeddings(position_embeddings: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D): bicubic over the patch grid, the CLS position unchanged."""
+    cls_pos, patch_pos = position_embeddings[:, :1], position_embeddings[:, 1:]
+    old = int(patch_pos.shape[1] ** 0.5)
+    if old * old != patch_pos.shape[1]:
+        raise ValueError(f"{patch_pos.shape[1]} patch position embeddings do not form a square grid")
+    if old == grid:
+        return position_embeddings
+    dim = patch_pos.shape[-1]
+    patch_pos = patch_pos.reshape(1, old, old, dim).permute(0, 3, 1, 2).float()
+    patch_pos = F.interpolate(patch_pos, size=(grid, grid), mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid * grid, dim).to(position_embeddings.dtype)
+    return torch.cat([cls_pos, patch_pos], dim=1)
+
+
 class MERPreTrainedModel(PreTrainedModel):
     config: MERConfig
     config_class = MERConfig
@@ -258,6 +285,47 @@ class MERPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+
+    @classmethod
+    def from_pretrained_spatial(
+        cls, vit_name_or_path: str, config: MERConfig | None = None, **hub_kwargs
+    ) -> MERPreTrainedModel:
+        """A new model whose spatial encoder starts from a ViT checkpoint (Hub id or local folder).
+
+        The ViT's architecture comes from the checkpoint; the image size stays `config`'s, with the position
+        embeddings interpolated when the two differ. Any weight the encoder needs that the checkpoint lacks,
+        and any unexpected weight besides a pooler or classification head, raises (transformers only logs).
+        """
+        config = MERConfig() if config is None else copy.deepcopy(config)
+        try:
+            vit, info = ViTModel.from_pretrained(
+                vit_name_or_path, add_pooling_layer=False, output_loading_info=True, **hub_kwargs
+            )
+        except OSError as err:
+            raise OSError(
+                f"could not load a ViT checkpoint from {vit_name_or_path!r} (a local folder with config.json and "
+                f"weights, or a Hub id reachable from this machine): {err}"
+            ) from err
+        unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith(_IGNORED_VIT_PREFIXES))
+        problems = {
+            "missing": sorted(info["missing_keys"]),
+            "unexpected": unexpected,
+            "mismatched": sorted(str(k) for k in info["mismatched_keys"]),
+        }
+        if any(problems.values()):
+            raise ValueError(f"{vit_name_or_path}: the checkpoint does not fit a ViT encoder: {problems}")
+        vision = config.vision_config.to_dict()
+        vision.update({field: getattr(vit.config, field) for field in _VIT_ARCHITECTURE_FIELDS})
+        config.vision_config = type(config.vision_config)(**vision)
+        model = cls(config)
+        state = vit.state_dict()
+        patch = config.vision_config.patch_size
+        grid = config.image_size // (patch if isinstance(patch, int) else patch[0])
+        key = "embeddings.position_embeddings"
+        state[key] = resize_position_embeddings(state[key], grid)
+        encoder = model.mer.spatial_encoder if hasattr(model, "mer") else model.spatial_encoder
+        encoder.load_state_dict(state, strict=True)
+        return model
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -273,7 +341,9 @@ class MERPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.clip_token, mean=0.0, std=std)
 
 
-def _scatter_frames(values: torch.Tensor, valid: torch.Tensor | None, batch: int, frames: int) -> torch.Tensor:
+def _scatter_frames(
+    values: torch.Tensor, valid: torch.Tensor | None, batch: int, frames: int
+) -> torch.Tensor:
     """(valid_frames, ...) -> (batch, frames, ...), zeros where a frame was masked out."""
     if valid is None:
         return values.reshape(batch, frames, *values.shape[1:])
@@ -338,7 +408,9 @@ class MERModel(MERPreTrainedModel):
         if frame_mask is not None:
             frame_mask = frame_mask.to(device=pixel_values.device, dtype=torch.bool)
             if frame_mask.shape != (b, t):
-                raise ValueError(f"frame_mask must be (batch, frames) = {(b, t)}, got {tuple(frame_mask.shape)}")
+                raise ValueError(
+                    f"frame_mask must be (batch, frames) = {(b, t)}, got {tuple(frame_mask.shape)}"
+                )
             if not bool(frame_mask.any(dim=1).all()):
                 raise ValueError("every clip needs at least one unmasked frame")
             if bool(frame_mask.all()):
@@ -429,7 +501,11 @@ class MERForVideoClassification(MERPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
-            weight = class_weights.to(device=logits.device, dtype=torch.float32) if class_weights is not None else None
+            weight = (
+                class_weights.to(device=logits.device, dtype=torch.float32)
+                if class_weights is not None
+                else None
+            )
             loss = F.cross_entropy(logits.float(), labels.to(logits.device), weight=weight)
         return MERVideoClassifierOutput(
             loss=loss,
