@@ -49,9 +49,9 @@ def flow_function(method: str) -> FlowFn:
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
-    """RGB (H, W, 3) or gray (H, W) uint8 -> gray uint8 (H, W)."""
+    """RGB (H, W, 3) or gray (H, W) uint8 -> contiguous gray uint8 (H, W) (DIS rejects views)."""
     if frame.ndim == 2:
-        return frame
+        return np.ascontiguousarray(frame)
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 

@@ -1,0 +1,111 @@
+"""Turn a builder dataset (see dataset_scripts/common.py) into stored flow, once.
+
+`preprocess_dataset` runs `MERImageProcessor.compute_flow` over every clip with `datasets.map`
+(several processes, a progress bar) and stores float16 flow, so training never recomputes flow and
+only runs the cheap `encode_flow` per batch. The cache fingerprint is built from the input dataset's
+fingerprint and the processor's JSON settings: a second run with the same settings loads the cached
+Arrow file; any changed setting recomputes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import datasets
+import numpy as np
+from datasets.fingerprint import Hasher
+
+from .processing_mer import MERImageProcessor
+
+# Bump when the stored values would change for identical settings (a fix in the flow code).
+PREPROCESSING_VERSION = 1
+
+REQUIRED_COLUMNS = ("frames", "frame_numbers", "onset", "apex", "offset")
+
+
+def output_features(dataset: datasets.Dataset, processor: MERImageProcessor) -> datasets.Features:
+    """Input columns minus `frames`, plus flow, sampled_frames, apex_used, apex_estimated, crop_box."""
+    channels = 2 if processor.input_mode == "flow" else 3
+    size = processor.image_size
+    features = {k: v for k, v in dataset.features.items() if k != "frames"}
+    features.update(
+        {
+            "flow": datasets.Array4D(shape=(processor.num_frames, channels, size, size), dtype="float16"),
+            "sampled_frames": datasets.List(datasets.Value("float32")),
+            "apex_used": datasets.Value("int32"),
+            "apex_estimated": datasets.Value("bool"),
+            "crop_box": datasets.List(datasets.Value("int32")),
+        }
+    )
+    return datasets.Features(features)
+
+
+def _clip_name(example: dict[str, Any]) -> str:
+    parts = [str(example.get(k)) for k in ("dataset", "subject", "clip_id") if example.get(k) is not None]
+    return "/".join(parts) or "clip"
+
+
+def _process_clip(example: dict[str, Any], processor: MERImageProcessor, single_thread: bool) -> dict[str, Any]:
+    """One row -> its flow. A clip whose apex is missing (None or negative) gets it spotted."""
+    if single_thread:
+        cv2.setNumThreads(1)  # the process pool already uses every core
+    apex = example["apex"]
+    if apex is not None and apex < 0:
+        apex = None
+    try:
+        result = processor.compute_flow(
+            example["frames"], example["onset"], apex, example["offset"], example["frame_numbers"]
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"preprocessing clip {_clip_name(example)}: {err}") from err
+    estimated = result["apex_estimated"] or example.get("apex_source") == "estimated"
+    return {
+        "flow": result["flow"].astype(np.float16),
+        "sampled_frames": result["frame_numbers"],
+        "apex_used": result["apex"],
+        "apex_estimated": bool(estimated),
+        "crop_box": result["crop_box"],
+    }
+
+
+def preprocess_dataset(
+    dataset: datasets.Dataset,
+    processor: MERImageProcessor,
+    num_proc: int | None = None,
+    desc: str = "Optical flow",
+    cache_file_name: str | None = None,
+    load_from_cache_file: bool = True,
+) -> datasets.Dataset:
+    """A builder dataset -> the same rows with `flow` (T, C, S, S) float16 instead of `frames`.
+
+    Args:
+        dataset: rows with at least frames, frame_numbers, onset, apex, offset. Frames may be embedded
+            images (`List(Image())`) or paths (`List(Value("string"))`); images are decoded lazily.
+        processor: its settings decide the output and enter the cache fingerprint.
+        num_proc: worker processes for `datasets.map` (None: one); each worker runs OpenCV single-threaded.
+        cache_file_name: where to store the result; by default next to the dataset's own cache files
+            (a dataset held only in memory has none and is recomputed: save it to disk first).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"preprocess_dataset: the dataset lacks the columns {missing} (has {dataset.column_names})")
+    frames_feature = dataset.features["frames"]
+    inner = getattr(frames_feature, "feature", None)
+    if isinstance(inner, datasets.Image):
+        # Decode lazily inside the processor: only the frames it samples are ever decoded.
+        dataset = dataset.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    fingerprint = Hasher.hash(
+        (dataset._fingerprint, processor.to_json_string(), PREPROCESSING_VERSION, "preprocess_dataset")
+    )
+    return dataset.map(
+        _process_clip,
+        fn_kwargs={"processor": processor, "single_thread": bool(num_proc and num_proc > 1)},
+        remove_columns=["frames"],
+        features=output_features(dataset, processor),
+        num_proc=num_proc,
+        desc=desc,
+        new_fingerprint=fingerprint,
+        cache_file_name=cache_file_name,
+        load_from_cache_file=load_from_cache_file,
+    )
