@@ -33,6 +33,7 @@ BUILDERS: dict[str, type[datasets.GeneratorBasedBuilder]] = {
     "composite": MEGC2019Composite,
 }
 DATASET_NAMES = (*BUILDERS, "synthetic")
+OPTIONS = ("lazy", "spot_apex", "release", "sheet")
 
 __all__ = [
     "BUILDERS",
@@ -63,6 +64,9 @@ def _make_builder(
     builder_class = BUILDERS.get(name)
     if builder_class is None:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name}; the options are {', '.join(OPTIONS)}")
     protocol = protocol or builder_class.DEFAULT_PROTOCOL
     if name == "composite":
         if not isinstance(data_dir, Mapping):
@@ -91,7 +95,13 @@ def load_mer_dataset(
     ("auto", "raw", "cropped"), sheet (the coding sheet's path); synthetic: its generator's knobs.
     """
     builder = _make_builder(name, data_dir, protocol, cache_dir, on_error, options)
-    builder.download_and_prepare()
+    try:
+        builder.download_and_prepare()
+    except datasets.exceptions.DatasetGenerationError as exc:
+        # datasets wraps whatever the generator raised; a bad-input error is the one the user needs
+        if isinstance(exc.__cause__, MERDataError):
+            raise exc.__cause__ from None
+        raise
     dataset = builder.as_dataset(split="train")
     skipped = skipped_clips(dataset)
     if skipped:

@@ -341,9 +341,7 @@ def estimate_apex(frame_bytes: list[bytes], numbers: list[int], use_spotting: bo
     """Apex frame number for a clip without one: optical-flow spotting, or the midpoint when turned off."""
     if not use_spotting:
         return numbers[(len(numbers) - 1) // 2]
-    # The processor's apex spotting (re-exported by modeling_mer.processing_mer); imported from its own
-    # light module so that building a dataset does not load transformers.
-    from modeling_mer.optical_flow import spot_apex
+    from modeling_mer.processing_mer import spot_apex  # lazily: it loads transformers
 
     try:
         index = spot_apex([_decode_rgb(data) for data in frame_bytes])

@@ -27,8 +27,10 @@ from .common import CLASS_SETS
 SUBJECT_RE = re.compile(r"s(\d+)", re.IGNORECASE)
 
 
-def _is_cropped(folder: Path) -> bool:
-    return any("crop" in part.lower() for part in folder.parts[:-1])
+def _is_cropped(folder: Path, data_dir: Path) -> bool:
+    """Whether an HS folder belongs to the cropped release (lies below a folder such as SMIC_all_cropped)."""
+    parents = folder.relative_to(data_dir).parts[:-1] if folder != data_dir else (data_dir.parent.name,)
+    return any("crop" in part.lower() for part in parents)
 
 
 class SMICSource(ClipSource):
@@ -44,10 +46,10 @@ class SMICSource(ClipSource):
         found: dict[str, Path] = {}
         for folder in walk_dirs(self.data_dir):
             if folder.name.lower() == "hs":
-                kind = "cropped" if _is_cropped(folder) else "raw"
+                kind = "cropped" if _is_cropped(folder, self.data_dir) else "raw"
                 found.setdefault(kind, folder)
         if not found and any(SUBJECT_RE.fullmatch(p.name) for p in self.data_dir.iterdir() if p.is_dir()):
-            found["cropped" if _is_cropped(self.data_dir / "HS") else "raw"] = self.data_dir
+            found["cropped" if _is_cropped(self.data_dir, self.data_dir) else "raw"] = self.data_dir
         for kind in ("raw", "cropped"):
             if kind in found and self.release in ("auto", kind):
                 self._root_cache = (found[kind], kind)

@@ -149,7 +149,8 @@ def smic_tree(root: Path, rows: Sequence[dict[str, str]], *, cropped: bool = Fal
     for row in rows:
         clip = base / row["Subject"] / "micro" / row["Emotion"] / row["Filename"]
         numbers = range(int(row["OnsetFrame"]), int(row["OffsetFrame"]) + 1)
-        _write_frames(clip, (f"{prefix}{n}.bmp" for n in numbers), frame_bytes("BMP"))
+        width = len(row["OnsetFrame"])  # SMIC numbers keep their leading zeros (image076518.bmp)
+        _write_frames(clip, (f"{prefix}{n:0{width}d}.bmp" for n in numbers), frame_bytes("BMP"))
     return root
 
 
