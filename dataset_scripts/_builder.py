@@ -260,6 +260,14 @@ def find_sheet(data_dir: Path, patterns: Sequence[str], what: str, explicit: str
     return found[0]
 
 
+def has_subjects(folder: Path, subject_re: re.Pattern[str]) -> bool:
+    """Whether `folder` holds at least one subject folder (so a same-named parent is not mistaken for it)."""
+    try:
+        return any(p.is_dir() and subject_re.fullmatch(p.name) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def find_frame_root(
     data_dir: Path, release: str, folder_names: dict[str, Sequence[str]], subject_regex: str, what: str
 ) -> tuple[Path, str]:
@@ -271,15 +279,13 @@ def find_frame_root(
     if release not in RELEASE_CHOICES:
         raise MERDataError(f"release must be one of {RELEASE_CHOICES}, got {release!r}")
     wanted = {name.lower(): kind for kind, names in folder_names.items() for name in names}
+    subject_re = re.compile(subject_regex, re.IGNORECASE)
     found: dict[str, Path] = {}
     for folder in walk_dirs(data_dir):
         kind = wanted.get(folder.name.lower())
-        if kind is not None and kind not in found and (release in ("auto", kind)):
+        if kind is not None and kind not in found and release in ("auto", kind) and has_subjects(folder, subject_re):
             found[kind] = folder
-    subject_re = re.compile(subject_regex, re.IGNORECASE)
-    if not found and data_dir.is_dir() and any(
-        p.is_dir() and subject_re.fullmatch(p.name) for p in data_dir.iterdir()
-    ):
+    if not found and has_subjects(data_dir, subject_re):
         return data_dir, release if release != "auto" else "raw"
     for kind in ("raw", "cropped"):
         if kind in found:

@@ -20,6 +20,7 @@ from ._builder import (
     ClipSpec,
     MERDataError,
     SingleSourceBuilder,
+    has_subjects,
     walk_dirs,
 )
 from .common import CLASS_SETS
@@ -45,10 +46,10 @@ class SMICSource(ClipSource):
             raise MERDataError(f"release must be one of {RELEASE_CHOICES}, got {self.release!r}")
         found: dict[str, Path] = {}
         for folder in walk_dirs(self.data_dir):
-            if folder.name.lower() == "hs":
+            if folder.name.lower() == "hs" and has_subjects(folder, SUBJECT_RE):
                 kind = "cropped" if _is_cropped(folder, self.data_dir) else "raw"
                 found.setdefault(kind, folder)
-        if not found and any(SUBJECT_RE.fullmatch(p.name) for p in self.data_dir.iterdir() if p.is_dir()):
+        if not found and has_subjects(self.data_dir, SUBJECT_RE):
             found["cropped" if _is_cropped(self.data_dir, self.data_dir) else "raw"] = self.data_dir
         for kind in ("raw", "cropped"):
             if kind in found and self.release in ("auto", kind):

@@ -1,0 +1,91 @@
+"""load_mer_dataset's dispatch to the synthetic builder, and the private Hub push helper."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import datasets
+import huggingface_hub
+import pytest
+
+from dataset_scripts import load_mer_dataset
+from dataset_scripts.hub import HubPublishError, push_dataset_to_hub
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _FakeSynthetic:
+    """Stands in for synthetic.SyntheticMER to check what load_mer_dataset hands over."""
+
+    calls: list[dict] = []
+
+    def __init__(self, **kwargs):
+        self.calls.append(kwargs)
+
+    def download_and_prepare(self) -> None:
+        pass
+
+    def as_dataset(self, split: str) -> datasets.Dataset:
+        assert split == "train"
+        return datasets.Dataset.from_dict({"dataset": ["synthetic"]})
+
+
+def test_synthetic_dispatch(monkeypatch, tmp_path: Path) -> None:
+    module = types.ModuleType("dataset_scripts.synthetic")
+    module.SyntheticMER = _FakeSynthetic
+    monkeypatch.setitem(sys.modules, "dataset_scripts.synthetic", module)
+    ds = load_mer_dataset("synthetic", cache_dir=str(tmp_path), num_subjects=2, seed=3)
+    assert ds["dataset"] == ["synthetic"]
+    assert _FakeSynthetic.calls[-1] == {"cache_dir": str(tmp_path), "num_subjects": 2, "seed": 3}
+    load_mer_dataset("synthetic", protocol="3class")
+    assert _FakeSynthetic.calls[-1] == {"cache_dir": None, "protocol": "3class"}
+    with pytest.raises(ValueError, match="takes no data_dir"):
+        load_mer_dataset("synthetic", data_dir=tmp_path)
+
+
+def _tiny() -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"dataset": ["casme2", "samm"], "label": [0, 1]})
+
+
+def test_push_is_private_by_default_and_warns(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo, **kw: calls.append((repo, kw)))
+    with pytest.warns(UserWarning, match=r"forbid redistribution.*casme2, samm"):
+        url = push_dataset_to_hub(_tiny(), "me/mer-private")
+    assert calls == [("me/mer-private", {"private": True, "token": None})]
+    assert url == "https://huggingface.co/datasets/me/mer-private"
+    with pytest.warns(UserWarning) as record:
+        push_dataset_to_hub(_tiny(), "me/mer-public", private=False, token="t")
+    assert any("PUBLIC" in str(w.message) for w in record) and any("licensed" in str(w.message) for w in record)
+    assert calls[-1] == ("me/mer-public", {"private": False, "token": "t"})
+
+
+def test_push_failure_is_a_clear_error(monkeypatch) -> None:
+    def unreachable(self, repo, **kw):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub", unreachable)
+    with pytest.warns(UserWarning), pytest.raises(HubPublishError, match="could not push me/x to the Hub.*unreachable"):
+        push_dataset_to_hub(_tiny(), "me/x")
+
+
+def test_push_offline_fails_clearly() -> None:
+    code = (
+        "import datasets, warnings; warnings.simplefilter('ignore')\n"
+        "from dataset_scripts.hub import push_dataset_to_hub, HubPublishError\n"
+        "ds = datasets.Dataset.from_dict({'dataset': ['smic']})\n"
+        "try:\n    push_dataset_to_hub(ds, 'me/x')\n"
+        "except HubPublishError as e:\n    print('ERR', e)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ERR cannot push me/x: offline mode is on (HF_HUB_OFFLINE=1)" in out.stdout
