@@ -1,0 +1,115 @@
+"""Outputs of a LOSO run: metrics.json, predictions.csv, figures, the model card, the Hub upload.
+
+Every output says which protocol produced it and whether model selection touched the held-out subject
+(`--select_on_test`), because those numbers are optimistic and must never be compared with honest ones
+unlabelled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .metrics import compute_mer_metrics  # noqa: E402
+
+OPTIMISTIC_NOTE = (
+    "OPTIMISTIC: --select_on_test picked each fold's epoch by its accuracy on the held-out subject (the "
+    "official code's practice); these figures overestimate performance on unseen subjects."
+)
+HONEST_NOTE = "No model selection on the held-out subject: a fixed number of epochs, chosen before testing."
+# Only these files of the output folder go to the Hub: never dataset frames, flow caches or checkpoints.
+HUB_FILES = [
+    "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "*.py",
+    "metrics.json", "predictions.csv", "confusion_matrix.png", "per_subject.png", "run_args.json",
+]
+
+
+def pooled_metrics(predictions: pd.DataFrame, label_names: list[str], info: dict[str, Any]) -> dict[str, Any]:
+    """compute_mer_metrics on the pooled predictions, plus the run's protocol and selection labels."""
+    composite = predictions["dataset"].nunique() > 1
+    metrics = compute_mer_metrics(
+        predictions["label"].tolist(),
+        predictions["prediction"].tolist(),
+        label_names,
+        folds=predictions["fold"].tolist(),
+        datasets=predictions["dataset"].tolist() if composite else None,
+    )
+    metrics.update(info)
+    metrics["num_folds"] = int(predictions["fold"].nunique())
+    metrics["label_names"] = list(label_names)
+    metrics["selection_touched_held_out"] = bool(info.get("select_on_test"))
+    metrics["optimistic"] = bool(info.get("select_on_test"))
+    metrics["note"] = OPTIMISTIC_NOTE if info.get("select_on_test") else HONEST_NOTE
+    return metrics
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The console line; optimistic runs say so first."""
+    head = "[OPTIMISTIC: selected on the held-out subject] " if metrics["optimistic"] else ""
+    line = (
+        f"{head}{metrics['protocol']} on {metrics['dataset']}: UF1 {metrics['uf1']:.4f}  UAR {metrics['uar']:.4f}  "
+        f"accuracy {metrics['accuracy']:.4f}  ({metrics['num_samples']} clips, {metrics['num_folds']} folds)"
+    )
+    for name, part in (metrics.get("per_dataset") or {}).items():
+        line += f"\n    {name}: UF1 {part['uf1']:.4f}  UAR {part['uar']:.4f}  ({part['num_samples']} clips)"
+    return line
+
+
+def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
+    matrix = np.asarray(metrics["confusion_matrix"])
+    names = metrics["label_names"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    title = f"{metrics['dataset']} {metrics['protocol']}: UF1 {metrics['uf1']:.3f}"
+    ax.set_title(title + (" (optimistic)" if metrics["optimistic"] else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_subject(predictions: pd.DataFrame, path: Path) -> None:
+    correct = (predictions["label"] == predictions["prediction"]).groupby(predictions["fold"])
+    accuracy, counts = correct.mean(), correct.size()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * len(accuracy) + 2), 3.5))
+    ax.bar(range(len(accuracy)), accuracy.values)
+    ax.set_xticks(range(len(accuracy)), [f"{k} ({counts[k]})" for k in accuracy.index], rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy on the held-out subject")
+    ax.set_title("per held-out subject (clips)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_reports(output_dir: Path, predictions: pd.DataFrame, metrics: dict[str, Any]) -> None:
+    """predictions.csv, metrics.json and the two figures."""
+    predictions.to_csv(output_dir / "predictions.csv", index=False)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_confusion(metrics, output_dir / "confusion_matrix.png")
+    plot_per_subject(predictions, output_dir / "per_subject.png")
+
+
+__all__ = [
+    "HONEST_NOTE",
+    "HUB_FILES",
+    "OPTIMISTIC_NOTE",
+    "plot_confusion",
+    "plot_per_subject",
+    "pooled_metrics",
+    "summary_line",
+    "write_reports",
+]

@@ -1,0 +1,189 @@
+"""Training helpers for `train.py`: LOSO folds, stored-flow batches, flow-aware augmentation, the loops.
+
+Why the pieces look as they do:
+* folds group clips by (dataset, subject): composite subjects of different datasets never merge, and a
+  subject is never on both sides of a fold (`loso_folds` checks it).
+* flow is stored once (float16, `preprocess_dataset`) and encoded per batch (`encode_flow`), so the
+  horizontal flip can act on the flow itself: flip W and negate u, as a mirrored face moves.
+* flips are drawn from (seed, epoch, row), not from a running RNG, and the loss is a class-weighted
+  mean over clips (not over weights): a 2-process run then computes the same updates as one process
+  with the same global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .processing_mer import MERImageProcessor
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One leave-one-subject-out split: `name` is the held-out subject (dataset/subject for composites)."""
+
+    index: int
+    name: str
+    dataset: str
+    subject: str
+    train: list[int]
+    test: list[int]
+
+
+def subject_keys(subjects: Sequence[str], datasets: Sequence[str] | None) -> list[str]:
+    """A subject key per clip: `dataset/subject` when several datasets are mixed, else `subject`."""
+    if datasets is not None and len(set(datasets)) > 1:
+        return [f"{d}/{s}" for d, s in zip(datasets, subjects)]
+    return [str(s) for s in subjects]
+
+
+def loso_folds(subjects: Sequence[str], datasets: Sequence[str] | None = None) -> list[Fold]:
+    """One fold per subject (sorted), holding out all of that subject's clips."""
+    if len(subjects) == 0:
+        raise ValueError("loso_folds: the dataset has no clips")
+    keys = subject_keys(subjects, datasets)
+    names = sorted(set(keys))
+    if len(names) < 2:
+        raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {names}")
+    folds = []
+    for index, name in enumerate(names):
+        test = [i for i, k in enumerate(keys) if k == name]
+        train = [i for i, k in enumerate(keys) if k != name]
+        first = test[0]
+        dataset = str(datasets[first]) if datasets is not None else ""
+        folds.append(Fold(index, name, dataset, str(subjects[first]), train, test))
+        if {keys[i] for i in train} & {keys[i] for i in test}:  # cannot happen; guards future edits
+            raise AssertionError(f"fold {name}: a subject is on both sides")
+    return folds
+
+
+class FlowClips(Dataset):
+    """Rows of a preprocessed dataset held in memory: (row index, flow (T, C, S, S) float16, label)."""
+
+    def __init__(self, flows: torch.Tensor, labels: torch.Tensor, rows: Sequence[int]):
+        self.flows, self.labels, self.rows = flows, labels, list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        row = self.rows[i]
+        return {"row": torch.tensor(row), "flow": self.flows[row], "labels": self.labels[row]}
+
+
+def make_loader(clips: FlowClips, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """A plain loader; `accelerator.prepare` shards it (with a seedable sampler for shuffling)."""
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(clips, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator)
+
+
+def hflip_flow(flow: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the clips selected by `flip` (B,): flip W; for 2-channel flow also negate u (channel 0)."""
+    if not bool(flip.any()):
+        return flow
+    flow = flow.clone()
+    mirrored = flow[flip].flip(-1)
+    if flow.shape[-3] == 2:
+        mirrored[..., 0, :, :] = -mirrored[..., 0, :, :]
+    flow[flip] = mirrored
+    return flow
+
+
+def flip_decisions(rows: torch.Tensor, seed: int, epoch: int, total_rows: int) -> torch.Tensor:
+    """Per-clip coin flips keyed on (seed, epoch, row): independent of batch layout and process count."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    coins = torch.rand(total_rows, generator=generator) < 0.5
+    return coins[rows.cpu()].to(rows.device)
+
+
+def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+    """Inverse class frequency of the training fold, scaled so that the mean clip weight is 1.
+
+    Classes absent from the fold get weight 0 (no clip carries them anyway).
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    present = int((counts > 0).sum())
+    weights = np.where(counts > 0, len(labels) / (present * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def balanced_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy weighted per clip and averaged over clips (so per-process means average exactly)."""
+    losses = F.cross_entropy(logits.float(), labels, reduction="none")
+    if weights is not None:
+        losses = losses * weights.to(losses.device)[labels]
+    return losses.mean()
+
+
+def train_one_epoch(
+    accelerator: Any,
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    processor: MERImageProcessor,
+    weights: torch.Tensor | None,
+    augment: bool,
+    seed: int,
+    epoch: int,
+    total_rows: int,
+    progress: Any = None,
+) -> float:
+    """One pass; returns the mean training loss of this process's batches."""
+    model.train()
+    total, steps = 0.0, 0
+    for batch in loader:
+        flow = batch["flow"].float()
+        if augment:
+            flow = hflip_flow(flow, flip_decisions(batch["row"], seed, epoch, total_rows))
+        with accelerator.accumulate(model):
+            logits = model(pixel_values=processor.encode_flow(flow)).logits
+            loss = balanced_loss(logits, batch["labels"], weights)
+            accelerator.backward(loss)
+            optimizer.step()
+            if accelerator.sync_gradients:
+                scheduler.step()
+            optimizer.zero_grad()
+        total += float(loss.detach())
+        steps += 1
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{total / steps:.3f}")
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def predict(
+    accelerator: Any, model: torch.nn.Module, loader: DataLoader, processor: MERImageProcessor
+) -> tuple[list[int], np.ndarray]:
+    """(rows, class probabilities) of every clip of the loader, gathered from all processes once each."""
+    model.eval()
+    rows, probs = [], []
+    for batch in loader:
+        logits = model(pixel_values=processor.encode_flow(batch["flow"].float())).logits
+        row, prob = accelerator.gather_for_metrics((batch["row"], logits.float().softmax(-1)))
+        rows.extend(int(r) for r in row.cpu())
+        probs.append(prob.cpu().numpy())
+    order = np.argsort(rows, kind="stable")
+    return [rows[i] for i in order], np.concatenate(probs)[order]
+
+
+__all__ = [
+    "Fold",
+    "FlowClips",
+    "balanced_loss",
+    "class_weights",
+    "flip_decisions",
+    "hflip_flow",
+    "loso_folds",
+    "make_loader",
+    "predict",
+    "subject_keys",
+    "train_one_epoch",
+]

@@ -1,0 +1,341 @@
+"""Leave-one-subject-out training of the SLSTT-style micro-expression recogniser, with Accelerate.
+
+    accelerate launch train.py                       # demo: synthetic set, tiny model, full LOSO (CPU, minutes)
+    accelerate launch train.py --dataset casme2 --data_dir ~/data/CASME2 --model mer-b16-224 \
+        --pretrained_spatial google/vit-base-patch16-224-in21k
+    accelerate launch train.py --dataset composite --protocol composite \
+        --data_dir casme2=~/data/CASME2 samm=~/data/SAMM smic=~/data/SMIC
+    train.py ... --fold 7          # one fold (cluster job arrays), then: train.py ... --aggregate
+
+The protocol, as this file runs it:
+1. build the dataset and store its optical flow once (cached);
+2. for every subject: train a fresh model on all other subjects for a FIXED number of epochs, then
+   predict the held-out subject (it is never seen before that; `--select_on_test` instead keeps each
+   fold's best epoch by held-out accuracy, the official code's practice, labelled optimistic everywhere);
+3. pool the predictions of all folds and compute UF1/UAR (the MEGC convention);
+4. train the released model on all subjects with the same recipe; save it with its processor and card.
+Every epoch is checkpointed (`save_state`); `--resume` continues where a killed run stopped, and
+finished folds' predictions are kept in output_dir/folds/. Mixed precision and the number of processes
+come from `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from dataset_scripts import DATASET_NAMES, load_mer_dataset
+from modeling_mer import MERConfig
+from modeling_mer.hub_card import check_hub_access, push_output, render_card
+from modeling_mer.preprocessing import preprocess_dataset
+from modeling_mer.reporting import pooled_metrics, summary_line, write_reports
+from modeling_mer.run_setup import base_config, build_model, build_processor, make_optimizer, make_scheduler
+from modeling_mer.run_state import (
+    FINAL,
+    check_run_args,
+    checkpoint_number,
+    fold_file,
+    latest_checkpoint,
+    prediction_frame,
+    read_folds,
+    write_fold,
+    write_progress,
+)
+from modeling_mer.training import (
+    FlowClips,
+    Fold,
+    class_weights,
+    loso_folds,
+    make_loader,
+    predict,
+    train_one_epoch,
+)
+
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
+
+
+class StopRequested(Exception):
+    """--stop_after reached: the run stops as if killed, leaving its checkpoints for --resume."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASET_NAMES, default="synthetic")
+    data.add_argument("--data_dir", nargs="+", default=None,
+                      help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
+    data.add_argument("--protocol", choices=("loso", "composite"), default=None,
+                      help="loso (default), or composite: LOSO over the composite's 68 subjects with per-dataset figures")
+    data.add_argument("--classes", default=None, help="the builder's class protocol: 5class, 3class or all")
+    data.add_argument("--on_error", choices=("raise", "skip"), default="raise", help="bad clips: stop, or skip and list them")
+    data.add_argument("--cache_dir", default=None, help="datasets cache (built sets and stored flow)")
+    data.add_argument("--num_proc", type=int, default=None, help="processes for optical flow")
+    data.add_argument("--synthetic_subjects", type=int, default=None, help="synthetic set: subjects")
+    data.add_argument("--synthetic_clips", type=int, default=None, help="synthetic set: clips per subject (x3)")
+    data.add_argument("--synthetic_seed", type=int, default=None, help="synthetic set: generator seed")
+    proc = p.add_argument_group("processor (optical flow)")
+    proc.add_argument("--crop", default=None, help="haar | none | x,y,w,h (default: none for synthetic, else haar)")
+    proc.add_argument("--flow", choices=("farneback", "dis", "tvl1"), default=None)
+    proc.add_argument("--encoding", choices=("hsv", "uv"), default=None)
+    proc.add_argument("--input_mode", choices=("flow", "frames"), default=None, help="frames: raw frames (ablation)")
+    proc.add_argument("--sampling", choices=("apex", "uniform"), default=None)
+    proc.add_argument("--num_frames", type=int, default=None, help="frames per clip (1: a single apex-frame model)")
+    proc.add_argument("--image_size", type=int, default=None, help="model input side (default: the preset's)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="tiny", help="a preset (tiny, mer-b16-224, slstt-b16-384), Hub id or folder")
+    model.add_argument("--pretrained_spatial", default=None, help="initialise the spatial ViT from this Hub id or folder")
+    model.add_argument("--aggregation", choices=("transformer", "lstm", "mean"), default=None)
+    model.add_argument("--dropout", type=float, default=None, help="temporal and head dropout (default: the preset's)")
+    train = p.add_argument_group("training")
+    train.add_argument("--output_dir", default="runs/mer-loso")
+    train.add_argument("--epochs", type=int, default=12)
+    train.add_argument("--batch_size", type=int, default=8, help="per process")
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    train.add_argument("--weight_decay", type=float, default=0.05)
+    train.add_argument("--warmup_ratio", type=float, default=0.1)
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--class_balance", choices=("loss", "none"), default="loss", help="inverse-frequency loss weights")
+    train.add_argument("--no_augment", action="store_true", help="no horizontal flip (which negates horizontal flow)")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--select_on_test", action="store_true",
+                       help="OPTIMISTIC: keep each fold's best epoch by held-out accuracy (official practice), for comparison only")
+    run = p.add_argument_group("run control")
+    run.add_argument("--fold", type=int, default=None, help="run only fold K (0-based, subjects sorted); pool later with --aggregate")
+    run.add_argument("--aggregate", action="store_true", help="pool the folds/ of separate --fold runs, then the final model")
+    run.add_argument("--no_final_model", action="store_true", help="skip the all-subject model after LOSO")
+    run.add_argument("--resume", action="store_true", help="continue a stopped run in --output_dir")
+    run.add_argument("--stop_after", type=int, default=None, help="stop after N epochs of this invocation (preemptible jobs)")
+    run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
+    run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
+    run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
+    args = p.parse_args(argv)
+    validate_args(args, p)
+    return args
+
+
+def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    """Argument errors name the argument, before anything runs."""
+    for name in ("epochs", "batch_size", "gradient_accumulation_steps", "num_frames", "image_size", "stop_after"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "epochs" else 1):
+            p.error(f"--{name} must be positive, got {value}")
+    if args.lr <= 0:
+        p.error(f"--lr must be positive, got {args.lr}")
+    if args.protocol is None:
+        args.protocol = "composite" if args.dataset == "composite" else "loso"
+    if args.protocol == "composite" and args.dataset != "composite":
+        p.error(f"--protocol composite needs --dataset composite, got --dataset {args.dataset}")
+    if args.dataset == "synthetic" and args.data_dir:
+        p.error("--data_dir: the synthetic set is generated, it takes no folder")
+    if args.dataset not in ("synthetic", "composite") and (not args.data_dir or len(args.data_dir) != 1):
+        p.error(f"--data_dir: {args.dataset} needs exactly one folder (the licensed copy you unpacked)")
+    if args.dataset == "composite":
+        if not args.data_dir or any("=" not in d for d in args.data_dir):
+            p.error("--data_dir: the composite needs casme2=DIR samm=DIR smic=DIR")
+        args.data_dir = dict(d.split("=", 1) for d in args.data_dir)
+    elif args.data_dir:
+        args.data_dir = args.data_dir[0]
+    if args.dataset != "synthetic" and any(
+        getattr(args, k) is not None for k in ("synthetic_subjects", "synthetic_clips", "synthetic_seed")
+    ):
+        p.error("--synthetic_* options apply only to --dataset synthetic")
+    if args.crop is None:
+        args.crop = "none" if args.dataset == "synthetic" else "haar"
+    elif args.crop not in ("haar", "none"):
+        try:
+            args.crop = [int(v) for v in args.crop.split(",")]
+        except ValueError:
+            p.error(f"--crop must be haar, none or x,y,w,h; got {args.crop!r}")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id user/name")
+    if args.fold is not None and args.aggregate:
+        p.error("--fold runs one fold; --aggregate pools finished folds: use one or the other")
+
+
+def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
+    """Build the dataset and its stored flow (main process first: the others reuse the cache)."""
+    options: dict[str, Any] = {}
+    if args.dataset == "synthetic":
+        knobs = {"num_subjects": args.synthetic_subjects, "clips_per_subject": args.synthetic_clips,
+                 "seed": args.synthetic_seed}
+        options = {k: v for k, v in knobs.items() if v is not None}
+    with accelerator.main_process_first():
+        raw = load_mer_dataset(args.dataset, data_dir=args.data_dir, protocol=args.classes,
+                               cache_dir=args.cache_dir, on_error=args.on_error, **options)
+        label_names = list(raw.features["label"].names)
+        config = base_config(args, label_names)
+        processor = build_processor(args, config)
+        data = preprocess_dataset(raw, processor, num_proc=args.num_proc)
+    flows = torch.from_numpy(np.asarray(data.with_format("numpy")[:]["flow"]))  # (N, T, C, S, S) float16
+    meta = data.select_columns(["dataset", "subject", "clip_id", "label"]).to_pandas()
+    return flows, meta, label_names, config, processor
+
+
+def train_and_predict(
+    accelerator: Accelerator, args: argparse.Namespace, config: MERConfig, processor: Any,
+    flows: torch.Tensor, labels: torch.Tensor, fold: Fold, fold_id: int | str, budget: dict[str, int],
+) -> tuple[torch.nn.Module, list[int], np.ndarray, int]:
+    """Train a fresh model on `fold.train` (resuming from this fold's checkpoint if any); predict `fold.test`.
+
+    Returns the model, the test rows, their probabilities and the epoch whose predictions they are.
+    """
+    seed = args.seed + (fold.index if fold_id != FINAL else 10_000)
+    set_seed(seed)
+    model = build_model(args, config)
+    optimizer = make_optimizer(args, model)
+    train_loader = make_loader(FlowClips(flows, labels, fold.train), args.batch_size, shuffle=True, seed=seed)
+    test_loader = make_loader(FlowClips(flows, labels, fold.test), args.batch_size, shuffle=False, seed=seed)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    test_loader = accelerator.prepare(test_loader) if fold.test else None
+    scheduler = accelerator.prepare(make_scheduler(args, optimizer, len(train_loader)))
+    weights = class_weights(labels[fold.train].tolist(), config.num_labels) if args.class_balance == "loss" else None
+    start, best = 0, None
+    found = latest_checkpoint(Path(accelerator.project_dir))
+    if found is not None and found[1]["fold"] == fold_id:
+        accelerator.load_state(str(found[0]))
+        accelerator.project_configuration.iteration = checkpoint_number(found[0]) + 1
+        start, best = found[1]["epoch"] + 1, found[1].get("best")
+        accelerator.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {args.epochs})")
+    bar = tqdm(total=(args.epochs - start) * len(train_loader), desc=f"fold {fold.name}", leave=False,
+               disable=not accelerator.is_local_main_process)
+    for epoch in range(start, args.epochs):
+        train_loader.set_epoch(epoch)
+        loss = train_one_epoch(accelerator, model, train_loader, optimizer, scheduler, processor, weights,
+                               not args.no_augment, seed, epoch, len(labels), bar)
+        if args.select_on_test and test_loader is not None:
+            rows, probs = predict(accelerator, model, test_loader, processor)
+            accuracy = float((probs.argmax(1) == labels[rows].numpy()).mean())
+            if best is None or accuracy > best["accuracy"]:
+                best = {"epoch": epoch, "accuracy": accuracy, "rows": rows, "probs": probs.tolist()}
+        path = Path(accelerator.save_state())
+        if accelerator.is_main_process:
+            write_progress(path, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
+        accelerator.wait_for_everyone()
+        budget["epochs"] += 1
+        if args.stop_after is not None and budget["epochs"] >= args.stop_after:
+            bar.close()
+            raise StopRequested(f"--stop_after {args.stop_after}: stopped after {fold_id} epoch {epoch}")
+    bar.close()
+    if test_loader is None:
+        return model, [], np.zeros((0, config.num_labels)), args.epochs - 1
+    if args.select_on_test and best is not None:
+        return model, best["rows"], np.asarray(best["probs"]), best["epoch"]
+    rows, probs = predict(accelerator, model, test_loader, processor)
+    return model, rows, probs, args.epochs - 1
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    """Run the protocol; returns the pooled metrics (None for a single --fold run or a --stop_after stop)."""
+    args = parse_args(argv)
+    started = time.time()
+    output_dir = Path(args.output_dir)
+    run_name = f"fold_{args.fold:03d}" if args.fold is not None else "loso"
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir / "checkpoints" / run_name), automatic_checkpoint_naming=True, total_limit=2
+        ),
+        step_scheduler_with_optimizer=False,  # stepped once per optimizer step, whatever the process count
+    )
+    if args.push_to_hub:  # before anything slow: no token or no network must not cost a training run
+        accelerator.print(f"Hub: {check_hub_access(args.hub_model_id, private=not args.hub_public)}")
+    run_args = {k: v for k, v in sorted(vars(args).items())}
+    check_run_args(output_dir, run_args, args.resume or args.aggregate or args.fold is not None,
+                   write=False)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        check_run_args(output_dir, run_args, True, write=True)
+    existing = [checkpoint_number(p) for p in (Path(accelerator.project_dir) / "checkpoints").glob("checkpoint_*")]
+    accelerator.project_configuration.iteration = max(existing, default=-1) + 1  # never overwrite a checkpoint
+
+    # 1. data: the dataset and its optical flow, computed once and cached
+    flows, meta, label_names, config, processor = load_flow_data(args, accelerator)
+    labels = torch.tensor(meta["label"].to_numpy(), dtype=torch.long)
+    folds = loso_folds(meta["subject"].tolist(), meta["dataset"].tolist())
+    accelerator.print(
+        f"{args.dataset}: {len(meta)} clips, {len(folds)} subjects, classes {label_names}; "
+        f"{config.num_frames} frames of {config.image_size} px, aggregation {config.aggregation}; "
+        f"{accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}"
+    )
+    if args.fold is not None and not 0 <= args.fold < len(folds):
+        raise ValueError(f"--fold {args.fold}: this dataset has folds 0..{len(folds) - 1} ({len(folds)} subjects)")
+    if args.select_on_test:
+        accelerator.print("WARNING: --select_on_test picks epochs on the held-out subject: results are OPTIMISTIC")
+    budget = {"epochs": 0}
+
+    # 2. leave one subject out: a fresh model per fold, the held-out subject seen only to predict
+    todo = [folds[args.fold]] if args.fold is not None else ([] if args.aggregate else folds)
+    try:
+        for fold in todo:
+            if fold_file(output_dir, fold.index).exists():
+                accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): kept from the previous run")
+                continue
+            model, rows, probs, epoch = train_and_predict(
+                accelerator, args, config, processor, flows, labels, fold, fold.index, budget
+            )
+            frame = prediction_frame(rows, probs, meta, label_names, fold.name, epoch)
+            if accelerator.is_main_process:
+                write_fold(output_dir, fold.index, frame)
+            accuracy = float((frame["label"] == frame["prediction"]).mean())
+            accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): {len(rows)} clips, accuracy {accuracy:.3f}")
+            accelerator.free_memory(model)
+        if args.fold is not None:
+            return None
+
+        # 3. pool every fold's predictions: UF1 / UAR as in MEGC
+        predictions = read_folds(output_dir, [f.index for f in folds])
+        info = {"dataset": args.dataset, "protocol": args.protocol, "select_on_test": args.select_on_test,
+                "selection": "best held-out epoch (optimistic)" if args.select_on_test else f"fixed {args.epochs} epochs"}
+        metrics = pooled_metrics(predictions, label_names, info)
+        metrics["seconds"] = round(time.time() - started, 1)
+        if accelerator.is_main_process:
+            write_reports(output_dir, predictions, metrics)
+        accelerator.print(summary_line(metrics))
+
+        # 4. the released model: all subjects, same recipe
+        if not args.no_final_model:
+            train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget)
+    except StopRequested as stop:
+        accelerator.print(f"{stop}; continue with --resume")
+        return None
+    accelerator.print(f"done in {time.time() - started:.0f} s; outputs in {output_dir}")
+    return metrics
+
+
+def train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget):
+    """Train on every clip, save model + processor + card in output_dir, push if asked."""
+    marker = output_dir / "final_model.json"
+    if marker.exists():
+        accelerator.print("final model: kept from the previous run")
+    else:
+        everyone = Fold(-1, FINAL, "", "", list(range(len(labels))), [])
+        model, *_ = train_and_predict(accelerator, args, config, processor, flows, labels, everyone, FINAL, budget)
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(output_dir)
+            processor.save_pretrained(output_dir)
+            marker.write_text(json.dumps({"trained_on": "all subjects", "epochs": args.epochs}))
+        accelerator.free_memory(model)
+    if accelerator.is_main_process:
+        described = {**run_args, "aggregation": config.aggregation, "num_frames": config.num_frames,
+                     "image_size": config.image_size, "augment": not args.no_augment}
+        card = render_card(MODEL_CARD_TEMPLATE, metrics, described, args.hub_model_id or str(output_dir))
+        card.save(output_dir / "README.md")
+        if args.push_to_hub:
+            accelerator.print(f"pushed: {push_output(output_dir, args.hub_model_id)}")
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main()
