@@ -31,6 +31,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "temporal_num_layers": 1,
         "temporal_num_attention_heads": 4,
         "temporal_intermediate_size": 128,
+        "lstm_hidden_size": 64,
+        "lstm_num_layers": 2,
     },
     # The default for real data: ViT-B/16 at 224 (fits google/vit-base-patch16-224-in21k) with the
     # temporal transformer.
