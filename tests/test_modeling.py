@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTForImageClassification
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForVideoClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 from modeling_mer import MERConfig, MERForVideoClassification, MERModel
 from modeling_mer.configuration_mer import PRESETS
@@ -79,7 +85,9 @@ def test_frame_mask_errors():
 def test_frames_go_through_the_encoder_as_one_batch():
     model = MERForVideoClassification(tiny()).eval()
     calls = []
-    model.mer.spatial_encoder.register_forward_hook(lambda mod, args, kw, out: calls.append(args[0].shape), with_kwargs=True)
+    model.mer.spatial_encoder.register_forward_hook(
+        lambda mod, args, kw, out: calls.append(args[0].shape), with_kwargs=True
+    )
     model(clip_batch(batch=3))
     assert calls == [torch.Size([24, 3, 32, 32])]
 
@@ -164,7 +172,9 @@ def test_presets():
     paper = MERConfig.from_preset("slstt-b16-384", labels=LABELS)
     assert (paper.image_size, paper.num_frames, paper.aggregation) == (384, 11, "lstm")
     assert (paper.lstm_hidden_size, paper.lstm_num_layers, paper.head_hidden_size) == (512, 3, 256)
-    assert paper.vision_config.hidden_act == "gelu_pytorch_tanh" and paper.vision_config.layer_norm_eps == 1e-6
+    assert (
+        paper.vision_config.hidden_act == "gelu_pytorch_tanh" and paper.vision_config.layer_norm_eps == 1e-6
+    )
     assert paper.freeze_spatial
     base = MERConfig.from_preset("mer-b16-224")
     assert (base.image_size, base.vision_config.hidden_size, base.aggregation) == (224, 768, "transformer")
@@ -249,7 +259,12 @@ def test_save_and_reload_in_fresh_process_without_the_package(tmp_path):
 
 def test_pretrained_spatial_from_local_vit(tmp_path):
     vit_config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+        image_size=32,
+        patch_size=8,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
     )
     ViTForImageClassification(vit_config).save_pretrained(tmp_path / "vit")
     reference = AutoModel.from_pretrained(tmp_path / "vit").eval()
@@ -262,7 +277,9 @@ def test_pretrained_spatial_from_local_vit(tmp_path):
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
     # Another image size: position embeddings are interpolated, not re-initialised.
-    bigger = MERForVideoClassification.from_pretrained_spatial(str(tmp_path / "vit"), tiny(vision_config={"image_size": 48}))
+    bigger = MERForVideoClassification.from_pretrained_spatial(
+        str(tmp_path / "vit"), tiny(vision_config={"image_size": 48})
+    )
     pos = bigger.mer.spatial_encoder.embeddings.position_embeddings
     assert pos.shape == (1, 37, 64)
     torch.testing.assert_close(pos[:, 0], reference.embeddings.position_embeddings[:, 0])
@@ -272,9 +289,9 @@ def test_pretrained_spatial_from_local_vit(tmp_path):
 def test_pretrained_spatial_rejects_a_checkpoint_that_does_not_fit(tmp_path):
     from transformers import BertConfig, BertModel
 
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(
-        tmp_path / "bert"
-    )
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(tmp_path / "bert")
     with pytest.raises((ValueError, OSError)):
         MERForVideoClassification.from_pretrained_spatial(str(tmp_path / "bert"), tiny())
     with pytest.raises(OSError, match="could not load a ViT checkpoint"):
@@ -285,7 +302,12 @@ def test_pretrained_spatial_lists_missing_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
     vit_config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+        image_size=32,
+        patch_size=8,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
     )
     ViTForImageClassification(vit_config).save_pretrained(tmp_path / "vit")
     weights = tmp_path / "vit" / "model.safetensors"
