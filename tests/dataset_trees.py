@@ -141,13 +141,19 @@ def samm_tree(
     return root
 
 
-def smic_tree(root: Path, rows: Sequence[dict[str, str]], *, cropped: bool = False) -> Path:
-    """HS/s1/micro/negative/s1_ne_01/image559740.bmp (or SMIC_all_cropped/HS/...); no sheet."""
+def smic_tree(root: Path, rows: Sequence[dict[str, str]], *, cropped: bool = False, frames: bool = True) -> Path:
+    """HS/s1/micro/negative/s1_ne_01/image559740.bmp (or SMIC_all_cropped/HS/...); no sheet.
+
+    `frames=False` makes the clip folders only (enough for plans, which read no frames).
+    """
     (root / "SMIC_all_cropped" / "HS" if cropped else root / "HS").mkdir(parents=True, exist_ok=True)
     base = root / "SMIC_all_cropped" / "HS" if cropped else root / "HS"
     prefix = "reg_image" if cropped else "image"
     for row in rows:
         clip = base / row["Subject"] / "micro" / row["Emotion"] / row["Filename"]
+        if not frames:
+            clip.mkdir(parents=True, exist_ok=True)
+            continue
         numbers = range(int(row["OnsetFrame"]), int(row["OffsetFrame"]) + 1)
         width = len(row["OnsetFrame"])  # SMIC numbers keep their leading zeros (image076518.bmp)
         _write_frames(clip, (f"{prefix}{n:0{width}d}.bmp" for n in numbers), frame_bytes("BMP"))

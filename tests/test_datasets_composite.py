@@ -36,7 +36,7 @@ def test_full_composite_plan_is_the_official_list(tmp_path: Path) -> None:
     dirs = {
         "casme2": str(casme2_tree(tmp_path / "casme2", table("casme2_coding"), frames=False)),
         "samm": str(samm_tree(tmp_path / "samm", table("samm_coding"), frames=False)),
-        "smic": str(smic_tree(tmp_path / "smic", table("smic_hs_coding"))),
+        "smic": str(smic_tree(tmp_path / "smic", table("smic_hs_coding"), frames=False)),
     }
     builder = MEGC2019Composite(data_dir=dirs, cache_dir=str(tmp_path / "cache"))
     plan = builder.plan()

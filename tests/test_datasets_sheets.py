@@ -87,7 +87,7 @@ def test_samm_sheet_finds_column_row(tmp_path: Path, preamble: bool) -> None:
 
 def test_smic_folders_match_table(tmp_path: Path) -> None:
     rows = table("smic_hs_coding")
-    smic_tree(tmp_path, rows)
+    smic_tree(tmp_path, rows, frames=False)
     (tmp_path / "HS" / "s7").mkdir()  # a subject with no micro folder is named in the notes
     builder = SMIC(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     plan = builder.plan()
