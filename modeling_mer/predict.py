@@ -1,0 +1,292 @@
+"""Predict the micro-expression in a user's own video or frame folder, from the command line.
+
+    python -m modeling_mer.predict INPUT --model ID_OR_DIR [--onset N --apex N --offset N]
+                                   [--top_k K] [--json] [--explain OUT.png] [processor options]
+
+INPUT is a video file (anything FFmpeg reads through PyAV) or a folder of numbered frame images.
+Without onset/offset the whole input is the clip; without apex it is spotted (largest flow from the
+onset). The model is a saved `MERForVideoClassification` (folder or Hub id); its saved processor is
+used, or, when the folder has none, the default `MERImageProcessor` matched to the model's config.
+Bad input ends with one `error: ...` line on stderr and exit status 1, never a traceback: the people
+running this are not necessarily the people who wrote it. `--explain` writes a figure of where the
+model looked (see `modeling_mer.explain`) to the given path only: it shows a face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from transformers import PreTrainedConfig
+from transformers.utils import cached_file
+from transformers.utils import logging as hf_logging
+
+from .explain import Explanation, explain, heat_on_face, save_figure
+from .face_crop import crop_resize
+from .modeling_mer import MERForVideoClassification
+from .processing_mer import MERImageProcessor
+from .video_io import Clip, load_clip
+
+PROCESSOR_FILE = "preprocessor_config.json"
+DISPLAY_SIZE = 256  # pixels per panel side of the explain figure
+
+
+class PredictError(ValueError):
+    """Bad input to the command: reported as one line on stderr."""
+
+
+def note(message: str) -> None:
+    """Side information goes to stderr, so that `--json` output on stdout stays machine-readable."""
+    print(f"note: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _check_model_location(model_id: str) -> None:
+    """A path that does not exist would otherwise be sent to the Hub as a repo id."""
+    looks_local = model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or "\\" in model_id
+    if looks_local and not Path(model_id).expanduser().exists():
+        raise PredictError(f"--model {model_id}: no such model folder")
+
+
+def load_model(model_id: str, explainable: bool = False, device: str = "cpu") -> MERForVideoClassification:
+    """A saved `MERForVideoClassification`, refusing other model types and incomplete weights.
+
+    `explainable` loads eager attention, the only kind that returns attention weights.
+    """
+    _check_model_location(model_id)
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(model_id)
+    except (OSError, ValueError) as err:
+        raise PredictError(f"--model {model_id}: cannot read a model config: {err}") from None
+    model_type = config_dict.get("model_type")
+    if model_type is None:
+        raise PredictError(f"--model {model_id}: no model config (config.json with a model_type) found there")
+    if model_type != "mer":
+        raise PredictError(
+            f"--model {model_id}: is a {model_type!r} model, not a micro-expression model (model_type 'mer'); "
+            "pass a folder saved from MERForVideoClassification"
+        )
+    kwargs: dict[str, Any] = {"output_loading_info": True}
+    if explainable:
+        kwargs["attn_implementation"] = "eager"
+    try:
+        model, info = MERForVideoClassification.from_pretrained(model_id, **kwargs)
+    except (OSError, ValueError) as err:
+        raise PredictError(f"--model {model_id}: cannot load the model: {err}") from None
+    problems = {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        detail = "; ".join(f"{k}: {v[:5]}{' ...' if len(v) > 5 else ''}" for k, v in problems.items())
+        raise PredictError(f"--model {model_id}: weights do not match MERForVideoClassification ({detail})")
+    return model.to(device).eval()
+
+
+def load_processor(model_id: str, model: MERForVideoClassification, overrides: dict[str, Any]) -> tuple[MERImageProcessor, str]:
+    """The model's saved processor, or the default one matched to its config. Returns (processor, source)."""
+    config = model.config
+    try:
+        saved = cached_file(model_id, PROCESSOR_FILE, _raise_exceptions_for_missing_entries=False)
+    except OSError as err:
+        raise PredictError(f"--model {model_id}: cannot look for {PROCESSOR_FILE}: {err}") from None
+    try:
+        if saved is None:
+            processor = MERImageProcessor(image_size=config.image_size, num_frames=config.num_frames, **overrides)
+            note(
+                f"{model_id} has no saved processor ({PROCESSOR_FILE}); using the default MERImageProcessor for "
+                f"its config (image_size={config.image_size}, num_frames={config.num_frames}, "
+                f"crop={processor.crop!r}, flow={processor.flow!r}, encoding={processor.encoding!r})"
+            )
+            source = "default"
+        else:
+            settings, _ = MERImageProcessor.get_image_processor_dict(model_id)
+            kind = settings.get("image_processor_type", "MERImageProcessor")
+            if kind != "MERImageProcessor":
+                raise PredictError(f"--model {model_id}: {PROCESSOR_FILE} is a {kind}, not a MERImageProcessor")
+            processor = MERImageProcessor.from_dict({**settings, **overrides})
+            source = "saved"
+    except (TypeError, ValueError) as err:
+        raise PredictError(f"processor settings: {err}") from None
+    if config.aggregation == "transformer" and processor.num_frames > config.num_frames:
+        raise PredictError(
+            f"the processor samples {processor.num_frames} frames but the model's temporal transformer covers "
+            f"num_frames={config.num_frames}"
+        )
+    if processor.image_size != config.image_size:
+        note(
+            f"processor image_size {processor.image_size} differs from the model's {config.image_size}: "
+            "interpolating the ViT position embeddings"
+        )
+    return processor, source
+
+
+# -------------------------------------------------------------------------------------------- inference
+def _number(value: float) -> int | float:
+    """Frame numbers as JSON: whole numbers as ints, synthesised (fractional) positions as floats."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def predict(
+    video: str | Path | Clip,
+    model: MERForVideoClassification,
+    processor: MERImageProcessor,
+    onset: int | None = None,
+    apex: int | None = None,
+    offset: int | None = None,
+    explain_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """One clip -> label, probability per class, the frames used, the apex; optionally the figure."""
+    clip = video if isinstance(video, Clip) else load_clip(video)
+    result = processor.compute_flow(clip, onset=onset, apex=apex, offset=offset)
+    pixel_values = processor.encode_flow(torch.from_numpy(result["flow"])).unsqueeze(0)
+    pixel_values = pixel_values.to(device=model.device, dtype=model.dtype)
+    interpolate = True if processor.image_size != model.config.image_size else None
+    explanation = None
+    if explain_path is not None:
+        explanation = explain(model, pixel_values, interpolate_pos_encoding=interpolate)
+        logits = torch.from_numpy(explanation.logits)
+    else:
+        with torch.no_grad():
+            logits = model(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits[0]
+    probabilities = torch.softmax(logits.double().cpu(), dim=-1).tolist()
+    labels = [model.config.id2label[i] for i in range(len(probabilities))]
+    best = int(np.argmax(probabilities))
+    output: dict[str, Any] = {
+        "input": clip.source,
+        "label": labels[best],
+        "score": probabilities[best],
+        "probabilities": dict(zip(labels, probabilities)),
+        "frame_numbers": [_number(n) for n in result["frame_numbers"]],
+        "apex": int(result["apex"]),
+        "apex_estimated": bool(result["apex_estimated"]),
+        "onset": int(result["onset"]),
+        "offset": int(result["offset"]),
+        "crop_box": [int(c) for c in result["crop_box"]],
+    }
+    if explanation is not None:
+        shown = _draw(explain_path, clip, result, pixel_values, explanation, processor, model, output)
+        output["explanation"] = {
+            "figure": str(explain_path),
+            "shown_frame": _number(result["frame_numbers"][shown]),
+            "temporal_method": explanation.temporal_method,
+            "frame_weights": [float(w) for w in explanation.temporal],
+        }
+    return output
+
+
+def _draw(
+    path: str | Path,
+    clip: Clip,
+    result: dict[str, Any],
+    pixel_values: torch.Tensor,
+    explanation: Explanation,
+    processor: MERImageProcessor,
+    model: MERForVideoClassification,
+    output: dict[str, Any],
+) -> int:
+    """Figure for the sampled frame nearest the apex. Returns that frame's index in the sample."""
+    numbers = np.asarray(result["frame_numbers"], dtype=np.float64)
+    shown = int(np.argmin(np.abs(numbers - result["apex"])))
+    real = int(np.argmin(np.abs(np.asarray(clip.frame_numbers) - numbers[shown])))  # a real frame to show
+    face = crop_resize(clip[real], tuple(result["crop_box"]), DISPLAY_SIZE)
+    patch = model.config.vision_config.patch_size
+    patch = patch if isinstance(patch, int) else patch[0]
+    heat = heat_on_face(explanation.spatial[shown], processor.image_size, patch, DISPLAY_SIZE)
+    mean = torch.tensor(processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(processor.image_std).view(3, 1, 1)
+    seen = (pixel_values[0, shown].float().cpu() * std + mean).permute(1, 2, 0).numpy()  # the ViT's input
+    seen = cv2.resize(seen, (DISPLAY_SIZE, DISPLAY_SIZE), interpolation=cv2.INTER_NEAREST)
+    how = "estimated" if output["apex_estimated"] else "given"
+    title = f"{output['label']} (p = {output['score']:.2f}); apex {output['apex']} ({how})"
+    save_figure(path, face, heat, seen, explanation.temporal, result["frame_numbers"], shown,
+                explanation.temporal_method, title)
+    return shown
+
+
+# ---------------------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling_mer.predict",
+        description="Predict the micro-expression of a video file or a folder of frames.",
+    )
+    parser.add_argument("input", help="video file (PyAV/FFmpeg) or folder of numbered frame images")
+    parser.add_argument("--model", required=True, help="saved MERForVideoClassification folder or Hub id")
+    parser.add_argument("--onset", type=int, help="onset frame number (default: first frame)")
+    parser.add_argument("--apex", type=int, help="apex frame number (default: spotted)")
+    parser.add_argument("--offset", type=int, help="offset frame number (default: last frame)")
+    parser.add_argument("--top_k", "--top-k", type=int, default=None, help="classes to print (default: all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--explain", metavar="OUT.png", help="write the attention figure to this file only")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    group = parser.add_argument_group("processor options (default: the model's saved processor)")
+    group.add_argument("--crop", choices=["haar", "none"], help="'haar' face detection, or 'none' (pre-cropped)")
+    group.add_argument("--crop-box", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="a fixed face box")
+    group.add_argument("--crop-margin", type=float, help="fraction of the face side added on each side")
+    group.add_argument("--on-no-face", choices=["error", "full_frame"], help="what to do when no face is found")
+    group.add_argument("--flow", help="farneback, dis or tvl1 (use what the model was trained with)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    if args.crop is not None and args.crop_box is not None:
+        raise PredictError("give either --crop or --crop-box, not both")
+    values = {
+        "crop": list(args.crop_box) if args.crop_box is not None else args.crop,
+        "crop_margin": args.crop_margin,
+        "on_no_face": args.on_no_face,
+        "flow": args.flow,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def format_text(output: dict[str, Any], top_k: int) -> str:
+    ranked = sorted(output["probabilities"].items(), key=lambda kv: kv[1], reverse=True)[:top_k]
+    width = max(len(label) for label, _ in ranked)
+    lines = [f"prediction: {output['label']} (p = {output['score']:.3f})"]
+    lines += [f"  {label:<{width}}  {p:.3f}" for label, p in ranked]
+    how = "estimated" if output["apex_estimated"] else "given"
+    frames = ", ".join(str(n) for n in output["frame_numbers"])
+    lines.append(f"clip: frames {output['onset']}..{output['offset']}, apex {output['apex']} ({how})")
+    lines.append(f"sampled frames: {frames}")
+    if "explanation" in output:
+        lines.append(f"explanation figure: {output['explanation']['figure']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.top_k is not None and args.top_k < 1:
+        raise PredictError(f"--top_k must be at least 1, got {args.top_k}")
+    if args.explain is not None and not Path(args.explain).parent.is_dir():
+        raise PredictError(f"--explain {args.explain}: folder {Path(args.explain).parent} does not exist")
+    overrides = _overrides(args)
+    clip = load_clip(args.input)  # read the input first: a bad file should not wait for a model download
+    model = load_model(args.model, explainable=args.explain is not None, device=args.device)
+    processor, source = load_processor(args.model, model, overrides)
+    output = predict(clip, model, processor, args.onset, args.apex, args.offset, args.explain)
+    output["model"] = args.model
+    output["processor"] = source
+    return output
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    hf_logging.disable_progress_bar()
+    try:
+        output = run(args)
+    except (ValueError, OSError) as err:  # PredictError, the processor's and the I/O errors
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(format_text(output, args.top_k or len(output["probabilities"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
