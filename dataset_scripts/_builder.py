@@ -489,6 +489,7 @@ class SheetSource(ClipSource):
             raise MERDataError(f"{path}: the coding sheet has a column row but no clips")
         root = self.frame_root
         specs: list[ClipSpec | BadClip] = []
+        first_row: dict[tuple[str, str], str] = {}
         for row in rows:
             clip = cell_text(row.cells["filename"]) or "?"
             name = f"{self.dataset}/{cell_text(row.cells['subject']) or '?'}/{clip}"
@@ -512,6 +513,9 @@ class SheetSource(ClipSource):
                     where=row.where,
                 )
                 check_spec(spec)
+                earlier = first_row.setdefault((subject, clip), row.where)
+                if earlier != row.where:
+                    raise MERDataError(f"{row.where}: clip {subject}/{clip} is annotated twice (also {earlier})")
                 specs.append(spec)
             except MERDataError as exc:
                 specs.append(BadClip(name, row.where, str(exc).removeprefix(f"{row.where}: ")))
@@ -554,11 +558,15 @@ class BuildPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def source_hash(*modules: str) -> str:
-    """A short hash of the builder code, so that a changed builder never reuses a stale cache."""
+BUILDER_FILES = ("_builder.py", "common.py", "casme2.py", "samm.py", "smic.py", "composite.py",
+                 "megc2019_composite_3class.csv")
+
+
+def source_hash() -> str:
+    """A short hash of the builder code and the shipped list, so a changed builder never reuses a stale cache."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("_builder.py", "common.py", *modules):
+    for name in BUILDER_FILES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -576,7 +584,7 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
     LICENSE: ClassVar[str] = ""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("hash", source_hash(f"{type(self).__module__.rsplit('.', 1)[-1]}.py"))
+        kwargs.setdefault("hash", source_hash())
         super().__init__(*args, **kwargs)
 
     # -- protocol and plan ------------------------------------------------------------------------

@@ -143,6 +143,18 @@ BAD_INPUTS = {
 }
 
 
+def _duplicate_row(root: Path) -> None:
+    import openpyxl
+
+    path = root / "CASME2-coding-20140508.xlsx"
+    book = openpyxl.load_workbook(path)
+    book.active.append([c.value for c in book.active[2]])
+    book.save(path)
+
+
+BAD_INPUTS["clip annotated twice"] = (_duplicate_row, r"row 3: clip sub01/EP02_01f is annotated twice \(also .*row 2\)")
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_names_file_and_row(tmp_path: Path, case: str) -> None:
     root = casme2_tree(tmp_path / "data", ONE_CLIP)
@@ -151,7 +163,7 @@ def test_bad_input_names_file_and_row(tmp_path: Path, case: str) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(MERDataError, match=message) as error:
         load_mer_dataset("casme2", root, cache_dir=str(cache))
-    assert "CASME2-coding-20140508.xlsx row 2" in str(error.value)
+    assert "CASME2-coding-20140508.xlsx row" in str(error.value)
     leftovers = [p for p in cache.rglob("*") if p.name == "dataset_info.json" or p.name.endswith(".incomplete")]
     assert leftovers == [], "a failed build left a half-written cache"
 
