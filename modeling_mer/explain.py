@@ -175,18 +175,20 @@ def _temporal_weights(
 
 
 def heat_on_face(heat: np.ndarray, image_size: int, patch_size: int, display_size: int) -> np.ndarray:
-    """Patch-grid map `(gh, gw)` -> `(display_size, display_size)` in [0, 1] aligned with the face crop.
+    """Patch-grid map `(gh, gw)` -> `(display_size, display_size)` aligned with the face crop.
 
-    The grid covers `gh * patch_size` of the `image_size` input pixels (a strided patch embedding drops
-    the remainder); the uncovered border is 0.
+    Scaled by its largest patch (1 = the most attended patch), not min-max: a near-uniform rollout
+    should look near-uniform. The grid covers `gh * patch_size` of the `image_size` input pixels (a
+    strided patch embedding drops the remainder); the uncovered border is NaN, drawn transparent.
     """
     gh, gw = heat.shape
-    covered = np.zeros((image_size, image_size), dtype=np.float32)
+    top = float(heat.max())
+    scaled = heat.astype(np.float32) / top if top > 0 else np.zeros_like(heat, dtype=np.float32)
     span_h, span_w = min(gh * patch_size, image_size), min(gw * patch_size, image_size)
-    covered[:span_h, :span_w] = cv2.resize(heat.astype(np.float32), (span_w, span_h), interpolation=cv2.INTER_CUBIC)
-    full = cv2.resize(covered, (display_size, display_size), interpolation=cv2.INTER_LINEAR)
-    full = full - full.min()
-    return full / full.max() if full.max() > 0 else full
+    placed = np.full((image_size, image_size), np.nan, dtype=np.float32)
+    placed[:span_h, :span_w] = cv2.resize(scaled, (span_w, span_h), interpolation=cv2.INTER_NEAREST)
+    # nearest keeps patch boundaries honest (one value per patch) and NaN out of the interpolation
+    return cv2.resize(placed, (display_size, display_size), interpolation=cv2.INTER_NEAREST)
 
 
 def save_figure(
@@ -202,7 +204,8 @@ def save_figure(
 ) -> Path:
     """Write the four-panel figure (face, rollout on the face, flow image, frame weights) as a PNG.
 
-    face: RGB uint8 (S, S, 3) crop of the shown frame; heat: (S, S) in [0, 1]; flow_image: RGB in
+    face: RGB uint8 (S, S, 3) crop of the shown frame; heat: (S, S) in [0, 1], NaN where no patch
+    covers the face (see `heat_on_face`); flow_image: RGB in
     [0, 1], what the ViT saw for that frame. Written only to `path` (it shows a face), with the Agg
     canvas: no display and no global pyplot state.
     """
@@ -217,8 +220,8 @@ def save_figure(
     axes[0].set_title(f"face, frame {shown}")
     axes[1].imshow(face)
     overlay = axes[1].imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
-    axes[1].set_title("spatial attention rollout")
-    figure.colorbar(overlay, ax=axes[1], fraction=0.046, pad=0.04)
+    axes[1].set_title("attention rollout, CLS -> patches")
+    figure.colorbar(overlay, ax=axes[1], fraction=0.046, pad=0.04, label="relative to the top patch")
     axes[2].imshow(np.clip(flow_image, 0.0, 1.0))
     axes[2].set_title(f"flow onset -> frame {shown}")
     for ax in axes[:3]:

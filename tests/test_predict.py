@@ -17,7 +17,13 @@ from PIL import Image
 from transformers import ViTConfig, ViTForImageClassification
 
 from modeling_mer import MERConfig, MERForVideoClassification
-from modeling_mer.explain import attention_rollout, clip_token_rollout, cls_rollout_grid, explain
+from modeling_mer.explain import (
+    attention_rollout,
+    clip_token_rollout,
+    cls_rollout_grid,
+    explain,
+    heat_on_face,
+)
 from modeling_mer.pipeline_mer import CUSTOM_PIPELINES
 from modeling_mer.predict import main
 from modeling_mer.processing_mer import MERImageProcessor
@@ -58,7 +64,9 @@ def write_video(path: Path, frames: list[np.ndarray], codec: str, pix_fmt: str) 
     return path
 
 
-def save_model(folder: Path, aggregation: str = "transformer", processor: bool = True, **config) -> Path:
+def save_model(
+    folder: Path, aggregation: str = "transformer", processor: bool = True, image_size: int = 32, **config
+) -> Path:
     """A tiny random MER model; with `processor`, the folder also works with `pipeline(...)`."""
     torch.manual_seed(0)
     extra = {"lstm_hidden_size": 16, "lstm_num_layers": 2} if aggregation == "lstm" else {}
@@ -68,7 +76,7 @@ def save_model(folder: Path, aggregation: str = "transformer", processor: bool =
     if processor:
         with pytest.MonkeyPatch.context() as patch:  # export the processor code, without touching other tests
             patch.setattr(MERImageProcessor, "_auto_class", "AutoImageProcessor")
-            MERImageProcessor(image_size=32, num_frames=cfg.num_frames, crop="none").save_pretrained(folder)
+            MERImageProcessor(image_size=image_size, num_frames=cfg.num_frames, crop="none").save_pretrained(folder)
     return folder
 
 
@@ -187,6 +195,17 @@ def test_explain_writes_a_png_only_where_asked(data, capsys, monkeypatch, tmp_pa
     assert list(cwd.iterdir()) == [] and [p.name for p in figure.parent.iterdir()] == ["explain.png"]
 
 
+def test_processor_at_another_image_size_interpolates_and_explains(data, capsys, tmp_path):
+    """44 px at patch 8: a 5x5 grid that leaves a 4 px border uncovered, drawn aligned with the face."""
+    model = save_model(tmp_path / "m44", image_size=44)
+    figure = tmp_path / "x.png"
+    code, out, err = run_main(capsys, data["folder"], "--model", model, "--json", "--explain", figure)
+    assert code == 0, err
+    assert "interpolating the ViT position embeddings" in err
+    check_json(out)
+    assert figure.stat().st_size > 0
+
+
 # ---------------------------------------------------------------------------------------------- explain
 def test_attention_rollout_matches_the_recipe():
     rng = np.random.default_rng(0)
@@ -210,6 +229,13 @@ def test_cls_rollout_and_clip_token_rollout_find_the_attended_token():
     temporal[..., 3] = 0.8
     weights = clip_token_rollout([temporal])
     assert weights.shape == (1, 4) and int(weights.argmax()) == 2 and weights.sum().item() == pytest.approx(1.0)
+
+
+def test_heat_map_is_aligned_with_the_patches_it_covers():
+    heat = heat_on_face(np.array([[1.0, 2.0], [3.0, 4.0]]), image_size=20, patch_size=8, display_size=40)
+    assert heat.shape == (40, 40) and np.nanmax(heat) == 1.0
+    assert np.isnan(heat[32:, :]).all() and np.isnan(heat[:, 32:]).all()  # 16 of 20 px covered by patches
+    np.testing.assert_allclose([heat[0, 0], heat[0, 31], heat[31, 0], heat[31, 31]], [0.25, 0.5, 0.75, 1.0])
 
 
 def test_lstm_gradient_x_input_with_frozen_spatial_encoder():
@@ -259,6 +285,8 @@ def bad(data) -> dict[str, Path]:
     ViTForImageClassification(vit).save_pretrained(root / "vit")
     (root / "noconfig").mkdir()
     MERConfig.from_preset("tiny", labels=LABELS).save_pretrained(root / "noweights")
+    save_model(root / "toomanyframes")
+    MERImageProcessor(image_size=32, num_frames=9, crop="none").save_pretrained(root / "toomanyframes")
     return {"root": root}
 
 
@@ -273,6 +301,7 @@ BAD_CASES = {
     "folder without config": (["{mp4}", "--model", "{root}/noconfig"], "no model config"),
     "missing model folder": (["{mp4}", "--model", "{root}/nomodel"], "no such model folder"),
     "config without weights": (["{mp4}", "--model", "{root}/noweights"], "cannot load the model"),
+    "processor with more frames than the model": (["{mp4}", "--model", "{root}/toomanyframes"], "covers num_frames=8"),
     "onset outside video": (["{mp4}", "--onset", "30"], "onset=30 is not a frame of the clip"),
     "offset outside video": (["{mp4}", "--offset", "-1"], "offset=-1 is not a frame of the clip"),
     "apex outside onset..offset": (["{mp4}", "--onset", "2", "--apex", "22", "--offset", "20"], "apex=22"),
