@@ -10,6 +10,11 @@ used, or, when the folder has none, the default `MERImageProcessor` matched to t
 Bad input ends with one `error: ...` line on stderr and exit status 1, never a traceback: the people
 running this are not necessarily the people who wrote it. `--explain` writes a figure of where the
 model looked (see `modeling_mer.explain`) to the given path only: it shows a face.
+
+`--json` prints one object: label, score (its probability), probabilities (every class, summing to 1),
+frame_numbers (the sampled frames; fractional where a short clip needed synthesised frames), apex,
+apex_estimated, onset, offset, crop_box [x, y, w, h], input, model, processor ("saved" or "default"),
+and with --explain: explanation {figure, shown_frame, temporal_method, frame_weights}.
 """
 
 from __future__ import annotations

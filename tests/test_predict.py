@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from transformers import ViTConfig, ViTForImageClassification
 
 from modeling_mer import MERConfig, MERForVideoClassification
+from modeling_mer.convert_slstt import OFFICIAL_LABELS, convert
 from modeling_mer.explain import (
     attention_rollout,
     clip_token_rollout,
@@ -29,6 +31,7 @@ from modeling_mer.predict import main
 from modeling_mer.processing_mer import MERImageProcessor
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 LABELS = ["negative", "positive", "surprise"]
 NUM_FRAMES, APEX, SIZE = 24, 12, 64
 
@@ -204,6 +207,24 @@ def test_processor_at_another_image_size_interpolates_and_explains(data, capsys,
     assert "interpolating the ViT position embeddings" in err
     check_json(out)
     assert figure.stat().st_size > 0
+
+
+def test_converted_official_model_explained_and_plain_agree(data, capsys, tmp_path):
+    """The tiny official SLSTT-LSTM golden model, converted, saved without processor: the explained
+    forward (eager, gradients) must give the probabilities of the plain one."""
+    golden = load_file(SHARED / "reference" / "slstt_tiny_lstm_golden.safetensors")
+    official = tmp_path / "official.safetensors"  # the weights alone, as an official checkpoint holds them
+    save_file({k: v for k, v in golden.items() if not k.startswith("__")}, official)
+    convert(official, "lstm", OFFICIAL_LABELS["casme2"], num_attention_heads=4).save_pretrained(tmp_path / "slstt")
+    argv = [data["avi"], "--model", tmp_path / "slstt", "--crop", "none", "--json"]
+    plain = json.loads(run_main(capsys, *argv)[1])
+    code, out, err = run_main(capsys, *argv, "--explain", tmp_path / "slstt.png")
+    assert code == 0, err
+    explained = json.loads(out)
+    assert list(explained["probabilities"]) == OFFICIAL_LABELS["casme2"]
+    assert explained["probabilities"] == pytest.approx(plain["probabilities"], abs=1e-6)
+    assert len(explained["frame_numbers"]) == 11  # the default processor follows the config
+    assert explained["explanation"]["temporal_method"] == "gradient x input norm per frame"
 
 
 # ---------------------------------------------------------------------------------------------- explain
