@@ -116,6 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--no_final_model", action="store_true", help="skip the all-subject model after LOSO")
     run.add_argument("--resume", action="store_true", help="continue a stopped run in --output_dir")
     run.add_argument("--stop_after", type=int, default=None, help="stop after N epochs of this invocation (preemptible jobs)")
+    run.add_argument("--cpu_threads", type=int, default=None,
+                     help="torch threads per process on CPU (default: 1 for the tiny preset, whose small ops only lose "
+                          "to thread overhead; torch's default otherwise)")
     run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
     run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
     run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
@@ -126,7 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
     """Argument errors name the argument, before anything runs."""
-    for name in ("epochs", "batch_size", "gradient_accumulation_steps", "num_frames", "image_size", "stop_after"):
+    for name in ("epochs", "batch_size", "gradient_accumulation_steps", "num_frames", "image_size", "stop_after",
+                 "cpu_threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "epochs" else 1):
             p.error(f"--{name} must be positive, got {value}")
@@ -249,6 +253,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         ),
         step_scheduler_with_optimizer=False,  # stepped once per optimizer step, whatever the process count
     )
+    if accelerator.device.type == "cpu" and (args.cpu_threads or args.model == "tiny"):
+        torch.set_num_threads(args.cpu_threads or 1)
     if args.push_to_hub:  # before anything slow: no token or no network must not cost a training run
         accelerator.print(f"Hub: {check_hub_access(args.hub_model_id, private=not args.hub_public)}")
     run_args = {k: v for k, v in sorted(vars(args).items())}

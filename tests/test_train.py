@@ -1,0 +1,191 @@
+"""train.py: folds, flow-aware augmentation, balanced loss, and end-to-end tiny LOSO runs.
+
+The end-to-end runs use a tiny synthetic set made with `generate_clip` (a few subjects, 32 px, 8
+frames per clip, 2-4 sampled): `train.load_mer_dataset` is replaced by `tiny_synthetic`, so the tests
+control the size and never touch a dataset cache outside tmp_path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import train
+from dataset_scripts.common import mer_features
+from dataset_scripts.synthetic import EMOTIONS, generate_clip
+from modeling_mer.training import class_weights, flip_decisions, hflip_flow, loso_folds
+
+FAST = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--batch_size", "4", "--lr", "3e-3"]
+
+
+def tiny_synthetic(name, data_dir=None, protocol=None, cache_dir=None, on_error="raise",
+                   num_subjects=None, clips_per_subject=3, seed=0, **_):
+    """A small clip table in the builders' schema; `dataset=composite` spreads subjects over 3 datasets."""
+    rows = {k: [] for k in mer_features(EMOTIONS)}
+    parts = ["casme2", "samm", "smic"] if name == "composite" else [name]
+    num_subjects = num_subjects or 2 * len(parts) + (1 if len(parts) == 1 else 0)
+    for s in range(num_subjects):
+        for c in range(clips_per_subject):
+            emotion = EMOTIONS[c % 3]
+            clip = generate_clip(s, c, emotion, num_frames=8, image_size=32, amplitude=3.0, seed=seed)
+            frames = []
+            for frame in clip.frames:
+                buffer = io.BytesIO()
+                Image.fromarray(frame).save(buffer, format="PNG")
+                frames.append({"bytes": buffer.getvalue(), "path": None})
+            # composite: the same subject name in different datasets is a different person
+            subject = f"s{s // len(parts) + 1:02d}" if name == "composite" else f"synth_s{s + 1:02d}"
+            values = {"dataset": parts[s % len(parts)], "subject": subject, "clip_id": f"c{c:02d}",
+                      "frames": frames, "frame_numbers": list(range(8)), "onset": clip.onset, "apex": clip.apex,
+                      "apex_source": "annotated", "offset": clip.offset, "fps": 200.0,
+                      "action_units": clip.action_units, "emotion": emotion, "label": EMOTIONS.index(emotion)}
+            for key, value in values.items():
+                rows[key].append(value)
+    return datasets.Dataset.from_dict(rows, features=mer_features(EMOTIONS))
+
+
+@pytest.fixture
+def patched(monkeypatch):
+    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+
+
+def run(tmp_path: Path, name: str, *extra: str) -> tuple[dict | None, Path]:
+    out = tmp_path / name
+    return train.main([*FAST, "--output_dir", str(out), *extra]), out
+
+
+# ---------------------------------------------------------------------------------------------------
+def test_folds_never_share_a_subject_and_composite_keeps_datasets_apart():
+    subjects = ["s01", "s01", "s02", "s01", "s03", "s02"]
+    datasets_ = ["casme2", "casme2", "casme2", "samm", "samm", "smic"]
+    folds = loso_folds(subjects, datasets_)
+    assert [f.name for f in folds] == ["casme2/s01", "casme2/s02", "samm/s01", "samm/s03", "smic/s02"]
+    keys = [f"{d}/{s}" for d, s in zip(datasets_, subjects)]
+    for fold in folds:
+        assert {keys[i] for i in fold.test} == {fold.name}
+        assert fold.name not in {keys[i] for i in fold.train}
+        assert sorted(fold.train + fold.test) == list(range(len(subjects)))
+    assert sorted(i for f in folds for i in f.test) == list(range(len(subjects)))
+    with pytest.raises(ValueError, match="at least 2 subjects"):
+        loso_folds(["a", "a"])
+
+
+def test_hflip_negates_horizontal_flow_only_for_flow():
+    flow = torch.zeros(2, 1, 2, 4, 4)
+    flow[0, 0, 0, :, 0] = 1.0  # u = +1 on the left column of clip 0
+    flow[0, 0, 1, :, 0] = 2.0  # v = +2 there
+    out = hflip_flow(flow, torch.tensor([True, False]))
+    assert torch.all(out[0, 0, 0, :, 3] == -1.0) and torch.all(out[0, 0, 1, :, 3] == 2.0)
+    assert torch.all(out[0, 0, :, :, 0] == 0.0) and torch.equal(out[1], flow[1])
+    frames = torch.arange(3 * 4.0).reshape(1, 1, 3, 1, 4)
+    assert torch.equal(hflip_flow(frames, torch.tensor([True]))[0, 0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
+
+
+def test_flips_do_not_depend_on_batching_and_weights_average_one():
+    rows = torch.arange(10)
+    whole = flip_decisions(rows, seed=1, epoch=2, total_rows=10)
+    halves = torch.cat([flip_decisions(rows[:5], 1, 2, 10), flip_decisions(rows[5:], 1, 2, 10)])
+    assert torch.equal(whole, halves) and not torch.equal(whole, flip_decisions(rows, 1, 3, 10))
+    labels = [0, 0, 0, 1, 2, 2]
+    w = class_weights(labels, 4)
+    assert w[3] == 0 and float(w[torch.tensor(labels)].mean()) == pytest.approx(1.0)
+    assert w[1] == pytest.approx(3 * w[0])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(SystemExit):
+        train.parse_args(["--protocol", "composite"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--dataset", "casme2"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--push_to_hub"])
+    args = train.parse_args(["--dataset", "composite", "--data_dir", "casme2=/a", "samm=/b", "smic=/c"])
+    assert args.protocol == "composite" and args.data_dir == {"casme2": "/a", "samm": "/b", "smic": "/c"}
+
+
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_loso_end_to_end_with_final_model_and_card(tmp_path, patched, capsys):
+    from transformers import AutoModelForVideoClassification
+
+    metrics, out = run(tmp_path, "run")
+    assert metrics is not None and 0.0 <= metrics["uf1"] <= 1.0
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["uf1"] == metrics["uf1"] and stored["protocol"] == "loso"
+    assert stored["selection_touched_held_out"] is False and stored["optimistic"] is False
+    assert set(stored["per_fold"]) == {"synth_s01", "synth_s02", "synth_s03"}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == 9 and {"subject", "clip_id", "label", "prediction", "prob_surprise", "fold"} <= set(preds)
+    assert (preds["fold"] == preds["subject"]).all()  # each clip predicted by the fold holding out its subject
+    assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "per_subject.png").exists()
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and "video-classification" in card and f"{metrics['uf1']:.4f}" in card
+    assert "Selection touched the held-out subject:** no" in card and "redistributed" in card
+    model = AutoModelForVideoClassification.from_pretrained(out)
+    assert model.config.num_frames == 2 and model.config.id2label[2] == "surprise"
+    assert "UF1" in capsys.readouterr().out
+    with pytest.raises(FileExistsError, match="--resume"):
+        run(tmp_path, "run")  # nothing is overwritten silently
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_gives_identical_predictions(tmp_path, patched):
+    args = ["--no_final_model", "--seed", "3"]
+    reference, _ = run(tmp_path, "straight", *args)
+    assert run(tmp_path, "cut", *args, "--stop_after", "3")[0] is None  # fold 0 done, fold 1 at epoch 0
+    out = tmp_path / "cut"
+    assert (out / "folds" / "fold_000.csv").exists() and not (out / "folds" / "fold_001.csv").exists()
+    kept = (out / "folds" / "fold_000.csv").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="--lr"):
+        train.main([*FAST, "--output_dir", str(out), *args, "--resume", "--lr", "1e-2"])
+    resumed, _ = run(tmp_path, "cut", *args, "--resume")
+    assert (out / "folds" / "fold_000.csv").stat().st_mtime_ns == kept  # finished fold not recomputed
+    a = pd.read_csv(tmp_path / "straight" / "predictions.csv")
+    b = pd.read_csv(out / "predictions.csv")
+    assert (a["prediction"] == b["prediction"]).all()
+    np.testing.assert_allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-6)
+    assert resumed["uf1"] == reference["uf1"]
+
+
+@pytest.mark.slow
+def test_select_on_test_is_labelled_optimistic_everywhere(tmp_path, patched, capsys):
+    metrics, out = run(tmp_path, "opt", "--select_on_test", "--epochs", "1")
+    assert metrics["optimistic"] and metrics["selection_touched_held_out"]
+    assert "OPTIMISTIC" in json.loads((out / "metrics.json").read_text())["note"]
+    console = capsys.readouterr().out
+    assert "OPTIMISTIC" in console and "UF1" in console
+    card = (out / "README.md").read_text()
+    assert "OPTIMISTIC RESULTS" in card and "optimistic" in card.split("---")[1]  # metadata too
+
+
+@pytest.mark.slow
+def test_composite_reports_each_dataset(tmp_path, patched):
+    metrics, _ = run(tmp_path, "comp", "--dataset", "composite", "--data_dir", "casme2=a", "samm=b", "smic=c", "--crop", "none",
+                     "--no_final_model", "--epochs", "1")
+    assert metrics["protocol"] == "composite" and metrics["num_folds"] == 6
+    assert set(metrics["per_dataset"]) == {"casme2", "samm", "smic"}
+    assert sum(p["num_samples"] for p in metrics["per_dataset"].values()) == metrics["num_samples"] == 18
+
+
+def test_push_to_hub_fails_at_start_when_offline(tmp_path, patched, monkeypatch):
+    import huggingface_hub
+
+    from modeling_mer.hub_card import HubAccessError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "hub"
+    with pytest.raises(HubAccessError, match="HF_HUB_OFFLINE"):
+        train.main(["--output_dir", str(out), "--push_to_hub", "--hub_model_id", "me/mer"])
+    assert not out.exists()  # failed before any data or training
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(HubAccessError, match="no Hugging Face token"):
+        train.main(["--output_dir", str(out), "--push_to_hub", "--hub_model_id", "me/mer"])
