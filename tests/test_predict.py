@@ -364,6 +364,7 @@ runpy.run_module("modeling_mer.predict", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow
 def test_pipeline_with_remote_code_and_the_command_agree(data, capsys, tmp_path):
     """One fresh process (imports are slow): `pipeline(..., trust_remote_code=True)` where this package is not
     importable, so the saved folder alone must carry the code; then `python -m modeling_mer.predict`,
