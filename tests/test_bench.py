@@ -17,6 +17,7 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 sys.path.insert(0, str(ROOT / "bench"))
 
 import accuracy  # noqa: E402
+import table  # noqa: E402
 import throughput  # noqa: E402
 from _common import PeakMemory  # noqa: E402
 from naive_slstt import NaiveSLSTT, NaiveSLSTTConfig, UnfoldPatchEmbedding, load_official_state_dict  # noqa: E402
@@ -102,6 +103,8 @@ def test_throughput_tiny_smoke(tmp_path: Path) -> None:
     assert abs(ours - naive) <= 0.02 * naive, (ours, naive)
     # Ours trains the ViT (the tiny preset does not freeze it), the naive path only the head.
     assert payload["ours"]["train_gflop_per_clip"] > 2 * payload["naive"]["train_gflop_per_clip"]
+    line = table.row(out.name, payload)
+    assert line.startswith("| `tp.json` | tiny | 2 frames at 32 px, mean") and line.count("|") == 11
 
 
 def test_throughput_rejects_bad_arguments() -> None:
