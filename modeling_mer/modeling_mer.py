@@ -23,6 +23,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings, eager_attention_
 from transformers.utils import ModelOutput
 
 from .configuration_mer import MERConfig
+from .pipeline_mer import CUSTOM_PIPELINES
 
 
 class LinearPatchProjection(nn.Module):
@@ -469,10 +470,13 @@ class MERForVideoClassification(MERPreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         # transformers writes only this class's auto class into `auto_map`; add the base model so that
         # `AutoModel.from_pretrained(dir, trust_remote_code=True)` works on the same folder.
+        # `custom_pipelines` makes `pipeline("video-classification", model=dir, trust_remote_code=True)`
+        # use the pipeline that samples across the whole clip (pipeline_mer.py is exported with this file).
         if self._auto_class is not None:
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map.setdefault("AutoModel", f"{MERModel.__module__.rsplit('.', 1)[-1]}.MERModel")
             self.config.auto_map = auto_map
+            self.config.custom_pipelines = CUSTOM_PIPELINES
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(

@@ -237,6 +237,8 @@ def test_save_and_reload_in_fresh_process_without_the_package(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_mer.MERModel"
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_mer.MERForVideoClassification"
+    impl = config["custom_pipelines"]["video-classification"]["impl"]
+    assert impl == "pipeline_mer.MERVideoClassificationPipeline" and (folder / "pipeline_mer.py").is_file()
     x = clip_batch(batch=1)
     with torch.no_grad():
         ref = {"x": x, "logits": model(x).logits, "pooled": model.mer(x).pooler_output}
