@@ -86,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     proc.add_argument("--crop", default=None, help="haar | none | x,y,w,h (default: none for synthetic, else haar)")
     proc.add_argument("--flow", choices=("farneback", "dis", "tvl1"), default=None)
     proc.add_argument("--encoding", choices=("hsv", "uv"), default=None)
+    proc.add_argument("--uv_scale", type=float, default=None, help="uv encoding: displacement (px) that fills the range")
     proc.add_argument("--input_mode", choices=("flow", "frames"), default=None, help="frames: raw frames (ablation)")
     proc.add_argument("--sampling", choices=("apex", "uniform"), default=None)
     proc.add_argument("--num_frames", type=int, default=None, help="frames per clip (1: a single apex-frame model)")

@@ -19,7 +19,7 @@ from .configuration_mer import PRESETS, MERConfig
 from .modeling_mer import MERForVideoClassification
 from .processing_mer import MERImageProcessor
 
-PROCESSOR_OPTIONS = ("crop", "flow", "encoding", "input_mode", "sampling")
+PROCESSOR_OPTIONS = ("crop", "flow", "encoding", "uv_scale", "input_mode", "sampling")
 
 
 def is_preset(model: str) -> bool:

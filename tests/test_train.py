@@ -189,3 +189,19 @@ def test_push_to_hub_fails_at_start_when_offline(tmp_path, patched, monkeypatch)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(HubAccessError, match="no Hugging Face token"):
         train.main(["--output_dir", str(out), "--push_to_hub", "--hub_model_id", "me/mer"])
+
+
+@pytest.mark.slow
+def test_fold_jobs_then_aggregate_equal_one_run(tmp_path, patched):
+    args = ["--no_final_model", "--epochs", "1"]
+    whole, _ = run(tmp_path, "whole", *args)
+    for k in range(3):
+        assert run(tmp_path, "jobs", *args, "--fold", str(k))[0] is None
+    with pytest.raises(ValueError, match="--fold 3: this dataset has folds 0..2"):
+        run(tmp_path, "jobs", *args, "--fold", "3")
+    pooled, out = run(tmp_path, "jobs", *args, "--aggregate")
+    assert pooled["uf1"] == whole["uf1"] and pooled["confusion_matrix"] == whole["confusion_matrix"]
+    assert len(pd.read_csv(out / "predictions.csv")) == 9
+    (out / "folds" / "fold_001.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="fold_001.csv"):
+        run(tmp_path, "jobs", *args, "--aggregate")
