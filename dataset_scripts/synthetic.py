@@ -264,6 +264,86 @@ def _subject_layers(seed: int, subject: int, hi: int) -> tuple[_Identity, np.nda
     return ident, rgba, background
 
 
+@dataclass
+class _ClipPlan:
+    """The per-clip random draws, all in hi-res pixels (see `_plan_clip`)."""
+
+    onset: int
+    apex: int
+    offset: int
+    bump: np.ndarray  # (T,) expression time course, 0..1
+    centres: np.ndarray  # (K, 2) AU bump centres
+    sigmas: np.ndarray  # (K, 2)
+    dirs: np.ndarray  # (K, 2) unit directions
+    rest_coef: np.ndarray  # (K,) resting-expression strength of each bump
+    expr_coef: np.ndarray  # (K,) expression strength at the apex
+    strengths: dict[str, float]  # class AU -> peak strength, px at 64x64
+    head_shift: np.ndarray  # (T, 2) placement + drift
+    gain: np.ndarray  # (T,) illumination
+    noise_std: float
+
+
+def _plan_clip(ident: _Identity, rng: np.random.Generator, emotion: str, num_frames: int,
+               hi: int, amplitude: float) -> _ClipPlan:
+    """Draw everything random about one clip. The draw order is fixed (the secondary AU's strength is
+    drawn even when the AU is off) so a clip's nuisances do not depend on its emotion."""
+    px = hi / REFERENCE_SIZE  # hi-res pixels per pixel of a 64x64 image
+    face_px = np.array(ident.axes) * hi
+    # Timing: onset near the start, offset near the end, apex 35-60 % of the way.
+    margin = num_frames // 10
+    onset = int(rng.integers(0, margin + 1))
+    offset = num_frames - 1 - int(rng.integers(0, margin + 1))
+    apex = int(np.clip(onset + round((offset - onset) * rng.uniform(0.35, 0.6)), onset + 1, offset - 1))
+    # AU bumps, positions jittered per clip; a resting strength for every AU, the class's AUs on top.
+    units = _au_units(ident)
+    jitter = rng.normal(0, 0.04, (2, len(units)))
+    uv = np.array([(u[1], u[2]) for u in units]) + jitter.T
+    centres = np.array(ident.centre) * hi + uv * face_px
+    sigmas = np.array([(u[3], u[4]) for u in units]) * face_px
+    dirs = np.array([(u[5], u[6]) for u in units])
+    resting = {au: float(np.clip(rng.normal(0, RESTING_STD), -2 * RESTING_STD, 2 * RESTING_STD))
+               for au in AU_NAMES}
+    primary, secondary = EMOTION_AUS[emotion]
+    strengths = {primary: amplitude * rng.uniform(0.6, 1.4)}
+    secondary_strength = amplitude * rng.uniform(0.6, 1.4)
+    if rng.uniform() < SECONDARY_AU_PROB:
+        strengths[secondary] = secondary_strength
+    asym = rng.uniform(0.85, 1.15, len(units))
+    rest_coef = np.array([resting[u[0]] for u in units]) * asym * px
+    expr_coef = np.array([strengths.get(u[0], 0.0) for u in units]) * asym * px
+    # Head: a static placement offset plus a slow drift (linear and a gentle sway).
+    placement = rng.uniform(-3.0, 3.0, 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    drift_len = rng.uniform(0, 1.2)
+    sway, sway_freq, sway_phase = rng.uniform(0, 0.3), rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi)
+    tau = np.arange(num_frames) / max(num_frames - 1, 1)
+    drift = (drift_len * tau)[:, None] * np.array([np.cos(angle), np.sin(angle)])
+    drift += (sway * np.sin(2 * np.pi * sway_freq * tau + sway_phase))[:, None] * np.array([1.0, 0.3])
+    # Light: 100 Hz mains flicker sampled at 200 fps, a slow ramp and per-frame jitter.
+    gain = (1 + rng.uniform(0, 0.02) * np.cos(np.pi * np.arange(num_frames) + rng.uniform(0, 2 * np.pi))
+            + rng.uniform(-0.03, 0.03) * (tau - 0.5) + rng.normal(0, 0.006, num_frames))
+    return _ClipPlan(onset, apex, offset, _time_course(num_frames, onset, apex, offset), centres, sigmas,
+                     dirs, rest_coef, expr_coef, {au: float(v) for au, v in strengths.items()},
+                     (placement + drift) * px, gain, rng.uniform(1.0, 3.0) / 255.0)
+
+
+def _warp_head(rgba: np.ndarray, plan: _ClipPlan, t: int) -> np.ndarray:
+    """The head layer at frame t: moved by the head shift and the AU field (resting + expression)."""
+    hi = rgba.shape[0]
+    grid = np.arange(hi, dtype=np.float64)
+    dx, dy = plan.head_shift[t]
+    coef = plan.rest_coef + plan.bump[t] * plan.expr_coef
+    # The field is a sum of separable Gaussian bumps that move with the head.
+    gx = np.exp(-0.5 * ((grid[None, :] - dx - plan.centres[:, :1]) / plan.sigmas[:, :1]) ** 2)  # (K, W)
+    gy = np.exp(-0.5 * ((grid[None, :] - dy - plan.centres[:, 1:]) / plan.sigmas[:, 1:]) ** 2)  # (K, H)
+    # einsum's own loop rather than BLAS, whose threads fight each other on a busy machine.
+    field_x = np.einsum("kh,kw->hw", gy * (coef * plan.dirs[:, 0])[:, None], gx)  # (H, W)
+    field_y = np.einsum("kh,kw->hw", gy * (coef * plan.dirs[:, 1])[:, None], gx)
+    map_x = (grid[None, :] - dx - field_x).astype(np.float32)
+    map_y = (grid[:, None] - dy - field_y).astype(np.float32)
+    return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def generate_clip(
     subject: int,
     clip: int,
@@ -290,75 +370,18 @@ def generate_clip(
         raise ValueError(f"synthetic: unknown emotion {emotion!r}; expected one of {EMOTIONS}")
     hi = image_size * SUPERSAMPLE
     ident, rgba, background = _subject_layers(seed, int(subject), hi)
-    rng = _rng(seed, int(subject), int(clip) + 1, 0)
-    px = hi / REFERENCE_SIZE  # hi-res pixels per 64x64 pixel
-    face_px = np.array(ident.axes) * hi
-
-    # Timing: onset near the start, offset near the end, apex 35-60 % of the way.
-    margin = num_frames // 10
-    onset = int(rng.integers(0, margin + 1))
-    offset = num_frames - 1 - int(rng.integers(0, margin + 1))
-    apex = int(np.clip(onset + round((offset - onset) * rng.uniform(0.35, 0.6)), onset + 1, offset - 1))
-    bump = _time_course(num_frames, onset, apex, offset)
-
-    # AU fields: positions jittered per clip; resting strengths for every AU, the class's AUs bumped.
-    units = _au_units(ident)
-    centre = np.array(ident.centre) * hi
-    cu = np.array([u for _, u, *_ in units]) + rng.normal(0, 0.04, len(units))
-    cv = np.array([v for _, _, v, *_ in units]) + rng.normal(0, 0.04, len(units))
-    ux, uy = centre[0] + cu * face_px[0], centre[1] + cv * face_px[1]
-    sx = np.array([u[3] for u in units]) * face_px[0]
-    sy = np.array([u[4] for u in units]) * face_px[1]
-    dirs = np.array([(u[5], u[6]) for u in units])
-    resting = {au: float(np.clip(rng.normal(0, RESTING_STD), -2 * RESTING_STD, 2 * RESTING_STD))
-               for au in AU_NAMES}
-    primary, secondary = EMOTION_AUS[emotion]
-    strengths = {primary: amplitude * rng.uniform(0.6, 1.4)}
-    secondary_strength = amplitude * rng.uniform(0.6, 1.4)
-    if rng.uniform() < SECONDARY_AU_PROB:
-        strengths[secondary] = secondary_strength
-    asym = rng.uniform(0.85, 1.15, len(units))
-    rest_coef = np.array([resting[u[0]] for u in units]) * asym * px
-    expr_coef = np.array([strengths.get(u[0], 0.0) for u in units]) * asym * px
-
-    # Head: static placement offset plus a slow drift (linear + a gentle sway), in hi-res pixels.
-    placement = rng.uniform(-3.0, 3.0, 2) * px
-    angle = rng.uniform(0, 2 * np.pi)
-    drift_len, sway, sway_freq, sway_phase = rng.uniform(0, 1.2), rng.uniform(0, 0.3), rng.uniform(0.5, 1.5), \
-        rng.uniform(0, 2 * np.pi)
-    tau = np.arange(num_frames) / max(num_frames - 1, 1)
-    drift = (drift_len * tau)[:, None] * np.array([np.cos(angle), np.sin(angle)])
-    drift += (sway * np.sin(2 * np.pi * sway_freq * tau + sway_phase))[:, None] * np.array([1.0, 0.3])
-    head_shift = placement + drift * px
-
-    # Light: 100 Hz mains flicker sampled at 200 fps, a slow ramp and per-frame jitter; sensor noise.
-    gain = (1 + rng.uniform(0, 0.02) * np.cos(np.pi * np.arange(num_frames) + rng.uniform(0, 2 * np.pi))
-            + rng.uniform(-0.03, 0.03) * (tau - 0.5) + rng.normal(0, 0.006, num_frames))
-    noise_std = rng.uniform(1.0, 3.0) / 255.0
+    plan = _plan_clip(ident, _rng(seed, int(subject), int(clip) + 1, 0), emotion, num_frames, hi, amplitude)
     noise_rng = _rng(seed, int(subject), int(clip) + 1, 1)
-
-    grid = np.arange(hi, dtype=np.float64)
-    gx_grid, gy_grid = np.meshgrid(grid, grid)
     bg_small = cv2.resize(background, (image_size, image_size), interpolation=cv2.INTER_AREA)
     frames = []
     for t in range(num_frames):
-        dx, dy = head_shift[t]
-        coef = rest_coef + bump[t] * expr_coef
-        gx = np.exp(-0.5 * ((grid[None, :] - dx - ux[:, None]) / sx[:, None]) ** 2)  # (K, W)
-        gy = np.exp(-0.5 * ((grid[None, :] - dy - uy[:, None]) / sy[:, None]) ** 2)  # (K, H)
-        # Sum of separable bumps; einsum's own loop, not BLAS, whose threads fight on a busy machine.
-        field_x = np.einsum("kh,kw->hw", gy * (coef * dirs[:, 0])[:, None], gx)  # (H, W)
-        field_y = np.einsum("kh,kw->hw", gy * (coef * dirs[:, 1])[:, None], gx)
-        map_x = (gx_grid - dx - field_x).astype(np.float32)
-        map_y = (gy_grid - dy - field_y).astype(np.float32)
-        warped = cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        small = cv2.resize(warped, (image_size, image_size), interpolation=cv2.INTER_AREA)
-        rgb = (small[..., :3] + (1.0 - small[..., 3:]) * bg_small) * gain[t]
-        rgb = rgb + noise_rng.normal(0, noise_std, rgb.shape)
+        # Warp at hi-res, area-downsample, composite over the still background (premultiplied alpha).
+        small = cv2.resize(_warp_head(rgba, plan, t), (image_size, image_size), interpolation=cv2.INTER_AREA)
+        rgb = (small[..., :3] + (1.0 - small[..., 3:]) * bg_small) * plan.gain[t]
+        rgb = rgb + noise_rng.normal(0, plan.noise_std, rgb.shape)  # sensor noise
         frames.append(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
-    aus = [au for au in EMOTION_AUS[emotion] if au in strengths]
-    return SyntheticClip(frames, onset, apex, offset, emotion, "+".join(sorted(aus, key=AU_NAMES.index)),
-                         {au: float(v) for au, v in strengths.items()})
+    aus = sorted((au for au in EMOTION_AUS[emotion] if au in plan.strengths), key=AU_NAMES.index)
+    return SyntheticClip(frames, plan.onset, plan.apex, plan.offset, emotion, "+".join(aus), plan.strengths)
 
 
 _PROTOCOLS = (None, "3class", "all")
