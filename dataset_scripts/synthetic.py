@@ -17,6 +17,13 @@ model to look at appearance, and a demo trained on it would prove nothing about 
 Only the change between the onset frame and a later frame reveals the class; `tests/test_synthetic.py`
 checks that a linear classifier on single apex frames stays near chance under leave-one-subject-out
 while the same classifier on onset->apex optical flow is well above it.
+
+    from dataset_scripts import load_mer_dataset
+    ds = load_mer_dataset("synthetic")                       # 8 subjects x 12 clips x 24 frames, 64 px
+    ds = load_mer_dataset("synthetic", num_subjects=16, amplitude=1.0, seed=3)
+    frames, onset, apex, offset, emotion = generate_clip(0, 0, "positive")   # one clip, no builder
+
+The defaults build in a few seconds and are sized for the CPU demo of `train.py`.
 """
 
 from __future__ import annotations
@@ -232,7 +239,8 @@ def check_knobs(
     amplitude: float = 1.5,
     seed: int = 0,
 ) -> None:
-    """Raise a ValueError naming the first bad knob (shared by the builder and `generate_clip`)."""
+    """Raise a ValueError naming the first bad knob (shared by the builder and `generate_clip`, which
+    leaves the subject and clip counts at harmless defaults)."""
     ints = {"num_subjects": (num_subjects, 1, 999), "clips_per_subject": (clips_per_subject, 3, 9999),
             "num_frames": (num_frames, 3, 10000), "image_size": (image_size, 32, 1024),
             "seed": (seed, 0, 2**63 - 1)}
