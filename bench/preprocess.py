@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import sys
 import tempfile
@@ -63,7 +64,8 @@ def _time_pairs(method: str, size: int, pairs: int) -> float:
 
 def flow_speeds(num_proc: int, pairs: int) -> list[dict]:
     rows = []
-    with ProcessPoolExecutor(num_proc) as pool:
+    # spawn: cv2.setNumThreads in a forked child can deadlock on the parent's inherited thread pool
+    with ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("spawn")) as pool:
         for method in FLOW_METHODS:
             count = max(2, pairs // 10) if method == "tvl1" else pairs
             for size in SIZES:

@@ -46,10 +46,8 @@ def _clip_name(example: dict[str, Any]) -> str:
     return "/".join(parts) or "clip"
 
 
-def _process_clip(example: dict[str, Any], processor: MERImageProcessor, single_thread: bool) -> dict[str, Any]:
+def _process_clip(example: dict[str, Any], processor: MERImageProcessor) -> dict[str, Any]:
     """One row -> its flow. A clip whose apex is missing (None or negative) gets it spotted."""
-    if single_thread:
-        cv2.setNumThreads(1)  # the process pool already uses every core
     apex = example["apex"]
     if apex is not None and apex < 0:
         apex = None
@@ -84,6 +82,7 @@ def preprocess_dataset(
             images (`List(Image())`) or paths (`List(Value("string"))`); images are decoded lazily.
         processor: its settings decide the output and enter the cache fingerprint.
         num_proc: worker processes for `datasets.map` (None: one); each worker runs OpenCV single-threaded.
+            OpenCV's thread count in this process is restored afterwards.
         cache_file_name: where to store the result; by default next to the dataset's own cache files
             (a dataset held only in memory has none and is recomputed: save it to disk first).
     """
@@ -98,14 +97,23 @@ def preprocess_dataset(
     fingerprint = Hasher.hash(
         (dataset._fingerprint, processor.to_json_string(), PREPROCESSING_VERSION, "preprocess_dataset")
     )
-    return dataset.map(
-        _process_clip,
-        fn_kwargs={"processor": processor, "single_thread": bool(num_proc and num_proc > 1)},
-        remove_columns=["frames"],
-        features=output_features(dataset, processor),
-        num_proc=num_proc,
-        desc=desc,
-        new_fingerprint=fingerprint,
-        cache_file_name=cache_file_name,
-        load_from_cache_file=load_from_cache_file,
-    )
+    # Workers run OpenCV single-threaded (the pool already uses the cores). This must be set here,
+    # before map forks them: cv2.setNumThreads inside a forked child tears down the parent's thread
+    # pool, whose threads do not exist there, and deadlocks.
+    threads = cv2.getNumThreads()
+    if num_proc and num_proc > 1:
+        cv2.setNumThreads(1)
+    try:
+        return dataset.map(
+            _process_clip,
+            fn_kwargs={"processor": processor},
+            remove_columns=["frames"],
+            features=output_features(dataset, processor),
+            num_proc=num_proc,
+            desc=desc,
+            new_fingerprint=fingerprint,
+            cache_file_name=cache_file_name,
+            load_from_cache_file=load_from_cache_file,
+        )
+    finally:
+        cv2.setNumThreads(threads)
