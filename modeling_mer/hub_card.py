@@ -117,6 +117,7 @@ def push_output(output_dir: Path, repo_id: str) -> str:
         repo_id=repo_id,
         folder_path=str(output_dir),
         allow_patterns=HUB_FILES,
+        ignore_patterns=["*/*"],  # top-level files only: not checkpoints/, folds/ or any cache below
         commit_message="Upload micro-expression model, card, metrics and predictions",
     )
     return str(info)

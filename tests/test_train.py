@@ -205,3 +205,21 @@ def test_fold_jobs_then_aggregate_equal_one_run(tmp_path, patched):
     (out / "folds" / "fold_001.csv").unlink()
     with pytest.raises(FileNotFoundError, match="fold_001.csv"):
         run(tmp_path, "jobs", *args, "--aggregate")
+
+
+def test_hub_upload_takes_only_model_card_and_results(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    from modeling_mer.hub_card import push_output
+
+    seen = {}
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kw: seen.update(kw) or "url")
+    assert push_output(tmp_path, "me/mer") == "url" and seen["repo_id"] == "me/mer"
+    files = ["README.md", "model.safetensors", "config.json", "preprocessor_config.json", "modeling_mer.py",
+             "metrics.json", "predictions.csv", "confusion_matrix.png",
+             "checkpoints/loso/checkpoints/checkpoint_3/model.safetensors", "cache/synthetic/data-00000.arrow",
+             "checkpoints/x/custom.py", "frames/s01/img001.png", "folds/fold_000.csv"]
+    uploaded = list(filter_repo_objects(files, allow_patterns=seen["allow_patterns"],
+                                        ignore_patterns=seen["ignore_patterns"]))
+    assert uploaded == files[:8]
