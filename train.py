@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from dataset_scripts import DATASET_NAMES, load_mer_dataset
 from modeling_mer import MERConfig
-from modeling_mer.hub_card import check_hub_access, push_output, render_card
+from modeling_mer.hub_card import HubAccessError, check_hub_access, push_output, render_card
 from modeling_mer.preprocessing import preprocess_dataset
 from modeling_mer.reporting import pooled_metrics, summary_line, write_reports
 from modeling_mer.run_setup import base_config, build_model, build_processor, make_optimizer, make_scheduler
@@ -358,4 +358,7 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileExistsError, HubAccessError) as err:  # user-facing conditions: a message, not a traceback
+        raise SystemExit(f"train.py: error: {err}") from None
