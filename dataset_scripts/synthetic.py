@@ -23,7 +23,8 @@ while the same classifier on onset->apex optical flow is well above it.
     ds = load_mer_dataset("synthetic", num_subjects=16, amplitude=1.0, seed=3)
     frames, onset, apex, offset, emotion = generate_clip(0, 0, "positive")   # one clip, no builder
 
-The defaults build in a few seconds and are sized for the CPU demo of `train.py`.
+The defaults build in a few seconds and are sized for the CPU demo of `train.py` (amplitude 2.0: at
+1.5 the demo's tiny ViT reached LOSO UF1 0.46, at 2.0 0.71, while single frames stay near chance).
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def check_knobs(
     clips_per_subject: int = 3,
     num_frames: int = 24,
     image_size: int = 64,
-    amplitude: float = 1.5,
+    amplitude: float = 2.0,
     seed: int = 0,
 ) -> None:
     """Raise a ValueError naming the first bad knob (shared by the builder and `generate_clip`, which
@@ -359,7 +360,7 @@ def generate_clip(
     *,
     num_frames: int = 24,
     image_size: int = 64,
-    amplitude: float = 1.5,
+    amplitude: float = 2.0,
     seed: int = 0,
 ) -> SyntheticClip:
     """Render clip `clip` of subject `subject` (0-based) showing `emotion`, deterministically.
@@ -409,7 +410,7 @@ class SyntheticMERConfig(datasets.BuilderConfig):
     clips_per_subject: int = 12
     num_frames: int = 24
     image_size: int = 64
-    amplitude: float = 1.5
+    amplitude: float = 2.0
     seed: int = 0
     protocol: str | None = None
     on_error: str = "raise"
