@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +42,16 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     launcher = tmp_path / "launch_train.py"
     launcher.write_text(LAUNCHER.format(repo=str(REPO), tests=str(REPO / "tests")))
     two = tmp_path / "two"
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "MASTER_PORT": "29617"}
+    with socket.socket() as probe:  # a free port: a fixed one collides with other runs on a shared machine
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               "29617", str(launcher), *COMMON, "--batch_size", "2", "--output_dir", str(two)]
+               port, str(launcher), *COMMON, "--batch_size", "2", "--output_dir", str(two)]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     errors = [line for line in done.stderr.splitlines() if "Error" in line or "error" in line]
-    assert done.returncode == 0, "\n".join(errors[-20:]) or done.stderr[-3000:]
+    assert done.returncode == 0, "\n".join(errors[-20:]) + "\n" + done.stderr[-1500:]
     assert "2 process(es)" in done.stdout
 
     double = json.loads((two / "metrics.json").read_text())
