@@ -39,6 +39,8 @@ def base_config(args: argparse.Namespace, label_names: list[str]) -> MERConfig:
         if args.image_size is not None:
             overrides["vision_config"] = {"image_size": args.image_size}
         return MERConfig.from_preset(args.model, labels=label_names, **overrides)
+    if args.model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(args.model)):
+        raise ValueError(f"--model {args.model!r}: no such folder (and not a preset: {', '.join(PRESETS)})")
     config = MERConfig.from_pretrained(args.model)
     if args.image_size is not None and args.image_size != config.image_size:
         raise ValueError(f"--image_size {args.image_size} differs from {args.model}'s {config.image_size}")
