@@ -385,4 +385,4 @@ def test_pipeline_with_remote_code_and_the_command_agree(data, capsys, tmp_path)
     got = {entry["label"]: entry["score"] for entry in piped["scores"]}
     assert got == pytest.approx(expected, abs=1e-5)
     command = check_json(proc.stdout)
-    assert command["probabilities"] == pytest.approx(expected, abs=1e-9)
+    assert command["probabilities"] == pytest.approx(expected, abs=1e-6)  # another process: float32 reductions may differ
