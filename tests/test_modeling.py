@@ -259,8 +259,9 @@ def test_save_and_reload_in_fresh_process_without_the_package(tmp_path):
     assert "OK MERForVideoClassification MERModel MERImageProcessor 8" in result.stdout
 
 
-def test_pretrained_spatial_from_local_vit(tmp_path):
-    vit_config = ViTConfig(
+def save_tiny_vit(folder: Path) -> None:
+    """A ViT image classifier checkpoint as the Hub holds them (with a head), matching the tiny preset."""
+    config = ViTConfig(
         image_size=32,
         patch_size=8,
         hidden_size=64,
@@ -268,7 +269,11 @@ def test_pretrained_spatial_from_local_vit(tmp_path):
         num_attention_heads=4,
         intermediate_size=128,
     )
-    ViTForImageClassification(vit_config).save_pretrained(tmp_path / "vit")
+    ViTForImageClassification(config).save_pretrained(folder)
+
+
+def test_pretrained_spatial_from_local_vit(tmp_path):
+    save_tiny_vit(tmp_path / "vit")
     reference = AutoModel.from_pretrained(tmp_path / "vit").eval()
 
     model = MERForVideoClassification.from_pretrained_spatial(str(tmp_path / "vit"), tiny()).eval()
@@ -303,15 +308,7 @@ def test_pretrained_spatial_rejects_a_checkpoint_that_does_not_fit(tmp_path):
 def test_pretrained_spatial_lists_missing_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    vit_config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-    )
-    ViTForImageClassification(vit_config).save_pretrained(tmp_path / "vit")
+    save_tiny_vit(tmp_path / "vit")
     weights = tmp_path / "vit" / "model.safetensors"
     state = load_file(weights)
     dropped = [k for k in state if k.endswith("layernorm_after.weight") and ".1." in k]
