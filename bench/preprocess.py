@@ -29,6 +29,9 @@ import matplotlib.cbook
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model_name, now_iso  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_mer.optical_flow import FLOW_METHODS, dense_flow  # noqa: E402
@@ -153,6 +156,10 @@ def main() -> None:
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory() as tmp:
         report = {
+            "date": now_iso(),
+            "command": "python bench/preprocess.py " + " ".join(sys.argv[1:]),
+            "cpu": cpu_model_name(),
+            "load_average_1m_at_start": __import__("os").getloadavg()[0],
             "cpu_count": __import__("os").cpu_count(),
             "opencv": cv2.__version__,
             "flow": flow_speeds(args.num_proc, args.pairs),
