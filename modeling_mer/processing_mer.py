@@ -31,7 +31,7 @@ from .frame_sampling import (
 )
 from .optical_flow import check_flow_method, dense_flow, spot_apex, to_gray
 from .pipeline_mer import MERVideoClassificationPipeline
-from .video_io import Clip, load_clip
+from .video_io import Clip, decode_until, load_clip
 
 __all__ = ["MERImageProcessor", "MERVideoClassificationPipeline", "spot_apex"]
 
@@ -187,7 +187,7 @@ class MERImageProcessor(BaseImageProcessor):
         input_mode="flow" or C=3 (RGB in [0, 1]) for "frames"; frame_numbers (float, fractional for
         synthesised frames); apex (frame number); apex_estimated; onset; offset; crop_box [x, y, w, h].
         """
-        clip = frames if isinstance(frames, Clip) else load_clip(frames, frame_numbers)
+        clip = frames if isinstance(frames, Clip) else load_clip(frames, frame_numbers, decode_until(onset, offset))
         onset_i = self._index(clip, "onset", onset, default=0)
         offset_i = self._index(clip, "offset", offset, default=len(clip) - 1)
         if offset_i <= onset_i:

@@ -124,15 +124,23 @@ def list_frame_folder(folder: Path) -> tuple[list[Path], list[int]]:
     return files, [int(n) for n in numbers]
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    """Every frame of a video file as RGB uint8, decoded with PyAV (whatever FFmpeg reads)."""
+def read_video(path: Path, last_index: int | None = None) -> list[np.ndarray]:
+    """The frames of a video file as RGB uint8, decoded with PyAV (whatever FFmpeg reads).
+
+    `last_index` stops decoding after that frame (the clip's offset): a user's recording may run for
+    minutes of high-resolution frames that the clip never needs in memory.
+    """
     import av
 
+    frames = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError(f"{path}: file has no video stream")
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if last_index is not None and len(frames) > last_index:
+                    break
     except av.FFmpegError as err:
         raise ValueError(f"{path}: cannot read video: {err}") from err
     if not frames:
@@ -140,12 +148,26 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def load_clip(frames_or_path: Any, frame_numbers: Sequence[int] | None = None) -> Clip:
+def decode_until(onset: int | None, offset: int | None) -> int | None:
+    """The last video frame worth decoding: the offset, when it can be one (>= 0 and after the onset).
+
+    Otherwise None, so that the whole file is read and the argument check reports the real problem
+    (an offset before the onset, a negative offset) instead of a clip cut short.
+    """
+    if offset is None or offset < 0 or (onset is not None and offset <= onset):
+        return None
+    return int(offset)
+
+
+def load_clip(
+    frames_or_path: Any, frame_numbers: Sequence[int] | None = None, last_frame: int | None = None
+) -> Clip:
     """Frames, a video file or a frame folder -> `Clip`.
 
     Frame numbers default to 0..n-1, except for a folder, where they come from the file names (so a
     sheet's onset/apex/offset apply directly to e.g. CASME II's img46.jpg). Explicit `frame_numbers`
-    always win.
+    always win. `last_frame` (a video's frame number, e.g. the offset) stops decoding a video file there;
+    folders and frame lists are read lazily anyway.
     """
     if isinstance(frames_or_path, str | os.PathLike):
         path = Path(frames_or_path)
@@ -154,7 +176,7 @@ def load_clip(frames_or_path: Any, frame_numbers: Sequence[int] | None = None) -
         if path.is_dir():
             files, names = list_frame_folder(path)
             return Clip(files, frame_numbers if frame_numbers is not None else names, str(path))
-        frames = read_video(path)
+        frames = read_video(path, last_frame if frame_numbers is None else None)
         return Clip(frames, frame_numbers if frame_numbers is not None else range(len(frames)), str(path))
     if isinstance(frames_or_path, np.ndarray) and frames_or_path.ndim == 4:
         frames_or_path = list(frames_or_path)

@@ -248,6 +248,20 @@ def test_video_file_input(tmp_path, codec, suffix):
     assert abs(float(np.median(centre(flow[2, 0]))) - 3.0) < 0.5  # decoded frame 4 moved 3 px right
 
 
+def test_a_video_is_decoded_only_up_to_the_offset(tmp_path):
+    from modeling_mer.video_io import load_clip
+
+    shifts = [(0.0, 0.0), (0.5, 0), (1.0, 0), (2.0, 0), (3.0, 0), (2.0, 0), (1.0, 0), (0.5, 0)]
+    path = tmp_path / "clip.avi"
+    write_video(path, shifted_clip(shifts), "mjpeg")
+    assert len(load_clip(path)) == 8
+    assert len(load_clip(path, last_frame=5)) == 6
+    proc = processor()
+    assert proc.compute_flow(path, offset=5)["flow"].shape[0] == proc.num_frames
+    with pytest.raises(ValueError, match="offset"):
+        proc.compute_flow(path, onset=0, offset=12)
+
+
 def test_frame_folder_uses_numbers_in_file_names(tmp_path):
     frames = shifted_clip([(0, 0), (1, 0), (2, 0), (3, 0), (2, 0), (1, 0)])
     for number, frame in zip([8, 9, 10, 11, 12, 13], frames):  # numeric, not lexical, order
