@@ -9,9 +9,10 @@
 
 The protocol, as this file runs it:
 1. build the dataset and store its optical flow once (cached);
-2. for every subject: train a fresh model on all other subjects for a FIXED number of epochs, then
-   predict the held-out subject (it is never seen before that; `--select_on_test` instead keeps each
-   fold's best epoch by held-out accuracy, the official code's practice, labelled optimistic everywhere);
+2. for every subject: train a fresh model on all other subjects for a FIXED number of epochs (or choose
+   the epoch on `--val_subjects` training subjects set aside), then predict the held-out subject (it is
+   never seen before that; `--select_on_test` instead keeps each fold's best epoch by held-out accuracy,
+   the official code's practice, labelled optimistic everywhere);
 3. pool the predictions of all folds and compute UF1/UAR (the MEGC convention);
 4. train the released model on all subjects with the same recipe; save it with its processor and card.
 Every epoch is checkpointed (`save_state`); `--resume` continues where a killed run stopped, and
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -36,6 +38,7 @@ from tqdm.auto import tqdm
 from dataset_scripts import DATASET_NAMES, load_mer_dataset
 from modeling_mer import MERConfig
 from modeling_mer.hub_card import HubAccessError, check_hub_access, push_output, render_card
+from modeling_mer.metrics import compute_mer_metrics
 from modeling_mer.preprocessing import preprocess_dataset
 from modeling_mer.reporting import pooled_metrics, summary_line, write_reports
 from modeling_mer.run_setup import base_config, build_model, build_processor, make_optimizer, make_scheduler
@@ -57,7 +60,9 @@ from modeling_mer.training import (
     loso_folds,
     make_loader,
     predict,
+    subject_keys,
     train_one_epoch,
+    validation_split,
 )
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
@@ -114,6 +119,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--class_balance", choices=("loss", "none"), default="loss", help="inverse-frequency loss weights")
     train.add_argument("--no_augment", action="store_true", help="no horizontal flip (which negates horizontal flow)")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--val_subjects", type=int, default=0,
+                       help="choose each fold's epoch (up to --epochs) on N subjects set aside from its training "
+                            "subjects; 0: a fixed number of epochs. The final model trains for the median chosen epochs")
     train.add_argument("--select_on_test", action="store_true",
                        help="OPTIMISTIC: keep each fold's best epoch by held-out accuracy (official practice), for comparison only")
     run = p.add_argument_group("run control")
@@ -175,6 +183,10 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
             p.error(f"--crop must be haar, none or x,y,w,h; got {args.crop!r}")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id user/name")
+    if args.val_subjects < 0:
+        p.error(f"--val_subjects must be >= 0, got {args.val_subjects}")
+    if args.val_subjects and args.select_on_test:
+        p.error("--val_subjects chooses epochs on training subjects, --select_on_test on the held-out one: pick one")
     if args.fold is not None and args.aggregate:
         p.error("--fold runs one fold; --aggregate pools finished folds: use one or the other")
 
@@ -214,6 +226,9 @@ def train_and_predict(
     test_loader = make_loader(FlowClips(flows, labels, fold.test), args.batch_size, shuffle=False, seed=seed)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     test_loader = accelerator.prepare(test_loader) if fold.test else None
+    val_loader = None
+    if fold.val:
+        val_loader = accelerator.prepare(make_loader(FlowClips(flows, labels, fold.val), args.batch_size, False, seed))
     scheduler = accelerator.prepare(make_scheduler(args, optimizer, len(train_loader)))
     weights = class_weights(labels[fold.train].tolist(), config.num_labels) if args.class_balance == "loss" else None
     start, best = 0, None
@@ -235,6 +250,16 @@ def train_and_predict(
             accuracy = float((probs.argmax(1) == labels[rows].numpy()).mean())
             if best is None or accuracy > best["accuracy"]:
                 best = {"epoch": epoch, "accuracy": accuracy, "rows": rows, "probs": probs.tolist()}
+        elif val_loader is not None and test_loader is not None:
+            # The epoch is chosen on the validation subjects alone; the held-out subject's predictions of
+            # that epoch are kept, the others are never looked at.
+            val_rows, val_probs = predict(accelerator, model, val_loader, processor)
+            val_uf1 = compute_mer_metrics(
+                labels[val_rows].tolist(), val_probs.argmax(1).tolist(), list(config.id2label.values())
+            )["uf1"]
+            if best is None or val_uf1 > best["val_uf1"]:
+                rows, probs = predict(accelerator, model, test_loader, processor)
+                best = {"epoch": epoch, "val_uf1": val_uf1, "rows": rows, "probs": probs.tolist()}
         path = Path(accelerator.save_state())
         if accelerator.is_main_process:
             write_progress(path, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
@@ -246,7 +271,7 @@ def train_and_predict(
     bar.close()
     if test_loader is None:
         return model, [], np.zeros((0, config.num_labels)), args.epochs - 1
-    if args.select_on_test and best is not None:
+    if (args.select_on_test or fold.val) and best is not None:
         return model, best["rows"], np.asarray(best["probs"]), best["epoch"]
     rows, probs = predict(accelerator, model, test_loader, processor)
     return model, rows, probs, args.epochs - 1
@@ -283,6 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     flows, meta, label_names, config, processor = load_flow_data(args, accelerator)
     labels = torch.tensor(meta["label"].to_numpy(), dtype=torch.long)
     folds = loso_folds(meta["subject"].tolist(), meta["dataset"].tolist())
+    if args.val_subjects:
+        keys = subject_keys(meta["subject"].tolist(), meta["dataset"].tolist())
+        folds = [validation_split(fold, keys, args.val_subjects, args.seed) for fold in folds]
     accelerator.print(
         f"{args.dataset}: {len(meta)} clips, {len(folds)} subjects, classes {label_names}; "
         f"{config.num_frames} frames of {config.image_size} px, aggregation {config.aggregation}; "
@@ -315,8 +343,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
         # 3. pool every fold's predictions: UF1 / UAR as in MEGC
         predictions = read_folds(output_dir, [f.index for f in folds])
+        if args.select_on_test:
+            selection = "best held-out epoch (optimistic)"
+        elif args.val_subjects:
+            selection = f"epoch chosen on {args.val_subjects} validation subject(s) of each training fold (max {args.epochs})"
+        else:
+            selection = f"fixed {args.epochs} epochs"
         info = {"dataset": args.dataset, "protocol": args.protocol, "select_on_test": args.select_on_test,
-                "selection": "best held-out epoch (optimistic)" if args.select_on_test else f"fixed {args.epochs} epochs"}
+                "val_subjects": args.val_subjects, "selection": selection}
         metrics = pooled_metrics(predictions, label_names, info)
         metrics["seconds"] = round(time.time() - started, 1)
         if accelerator.is_main_process:
@@ -340,11 +374,16 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
         accelerator.print("final model: kept from the previous run")
     else:
         everyone = Fold(-1, FINAL, "", "", list(range(len(labels))), [])
-        model, *_ = train_and_predict(accelerator, args, config, processor, flows, labels, everyone, FINAL, budget)
+        final_args = args
+        if args.val_subjects:  # no held-out subject left to choose on: the folds' median choice
+            chosen = pd.read_csv(output_dir / "predictions.csv").groupby("fold")["epoch"].first()
+            final_args = argparse.Namespace(**{**vars(args), "epochs": int(np.median(chosen)) + 1})
+            accelerator.print(f"final model: {final_args.epochs} epochs (median of the folds' validation choices)")
+        model, *_ = train_and_predict(accelerator, final_args, config, processor, flows, labels, everyone, FINAL, budget)
         if accelerator.is_main_process:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
-            marker.write_text(json.dumps({"trained_on": "all subjects", "epochs": args.epochs}))
+            marker.write_text(json.dumps({"trained_on": "all subjects", "epochs": final_args.epochs}))
         accelerator.free_memory(model)
     if accelerator.is_main_process:
         described = {**run_args, "aggregation": config.aggregation, "num_frames": config.num_frames,

@@ -12,7 +12,7 @@ from typing import Any
 import huggingface_hub
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .reporting import HONEST_NOTE, HUB_FILES, OPTIMISTIC_NOTE
+from .reporting import HUB_FILES
 
 DATA_TEXT = {
     "synthetic": (
@@ -100,7 +100,7 @@ def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], re
         card_data,
         template_path=str(template),
         model_name=model_name,
-        selection_text=OPTIMISTIC_NOTE if metrics["optimistic"] else HONEST_NOTE,
+        selection_text=metrics["note"],
         data_text=DATA_TEXT.get(dataset, dataset),
         repo_or_path=repo_or_path,
         per_dataset=metrics.get("per_dataset") or {},

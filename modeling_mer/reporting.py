@@ -25,6 +25,10 @@ OPTIMISTIC_NOTE = (
     "official code's practice); these figures overestimate performance on unseen subjects."
 )
 HONEST_NOTE = "No model selection on the held-out subject: a fixed number of epochs, chosen before testing."
+VALIDATION_NOTE = (
+    "No model selection on the held-out subject: each fold's epoch was chosen by UF1 on validation subjects "
+    "set aside from its training subjects."
+)
 # Only these files of the output folder go to the Hub: never dataset frames, flow caches or checkpoints.
 HUB_FILES = [
     "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "*.py",
@@ -47,7 +51,10 @@ def pooled_metrics(predictions: pd.DataFrame, label_names: list[str], info: dict
     metrics["label_names"] = list(label_names)
     metrics["selection_touched_held_out"] = bool(info.get("select_on_test"))
     metrics["optimistic"] = bool(info.get("select_on_test"))
-    metrics["note"] = OPTIMISTIC_NOTE if info.get("select_on_test") else HONEST_NOTE
+    if info.get("select_on_test"):
+        metrics["note"] = OPTIMISTIC_NOTE
+    else:
+        metrics["note"] = VALIDATION_NOTE if info.get("val_subjects") else HONEST_NOTE
     return metrics
 
 

@@ -13,7 +13,7 @@ Why the pieces look as they do:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ class Fold:
     subject: str
     train: list[int]
     test: list[int]
+    val: list[int] = field(default_factory=list)  # training subjects set aside to choose the epoch
 
 
 def subject_keys(subjects: Sequence[str], datasets: Sequence[str] | None) -> list[str]:
@@ -61,6 +62,26 @@ def loso_folds(subjects: Sequence[str], datasets: Sequence[str] | None = None) -
         if {keys[i] for i in train} & {keys[i] for i in test}:  # cannot happen; guards future edits
             raise AssertionError(f"fold {name}: a subject is on both sides")
     return folds
+
+
+def validation_split(fold: Fold, keys: Sequence[str], num_subjects: int, seed: int) -> Fold:
+    """Move `num_subjects` whole subjects (drawn from the seed) from the fold's training rows to `val`.
+
+    The held-out subject is untouched: the epoch is then chosen on subjects the fold trains without, so
+    the test subject stays unseen until its final predictions.
+    """
+    subjects = sorted({keys[i] for i in fold.train})
+    if not 0 < num_subjects < len(subjects):
+        raise ValueError(
+            f"--val_subjects {num_subjects}: fold {fold.name} has {len(subjects)} training subjects; "
+            "keep at least one for training"
+        )
+    chosen = set(np.random.default_rng([seed, fold.index]).choice(subjects, num_subjects, replace=False))
+    return replace(
+        fold,
+        train=[i for i in fold.train if keys[i] not in chosen],
+        val=[i for i in fold.train if keys[i] in chosen],
+    )
 
 
 class FlowClips(Dataset):
@@ -186,4 +207,5 @@ __all__ = [
     "predict",
     "subject_keys",
     "train_one_epoch",
+    "validation_split",
 ]

@@ -21,7 +21,7 @@ from PIL import Image
 import train
 from dataset_scripts.common import mer_features
 from dataset_scripts.synthetic import EMOTIONS, generate_clip
-from modeling_mer.training import class_weights, flip_decisions, hflip_flow, loso_folds
+from modeling_mer.training import class_weights, flip_decisions, hflip_flow, loso_folds, validation_split
 
 FAST = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--batch_size", "4", "--lr", "3e-3"]
 
@@ -164,6 +164,33 @@ def test_select_on_test_is_labelled_optimistic_everywhere(tmp_path, patched, cap
     assert "OPTIMISTIC" in console and "UF1" in console
     card = (out / "README.md").read_text()
     assert "OPTIMISTIC RESULTS" in card and "optimistic" in card.split("---")[1]  # metadata too
+
+
+def test_validation_subjects_come_from_the_training_side_only():
+    subjects = [f"s{i % 5}" for i in range(20)]
+    for fold in loso_folds(subjects):
+        split = validation_split(fold, subjects, 2, seed=3)
+        val, train_, test = ({subjects[i] for i in rows} for rows in (split.val, split.train, split.test))
+        assert len(val) == 2 and fold.name not in val | train_ and not val & train_
+        assert test == {fold.name} and sorted(split.train + split.val) == sorted(fold.train)
+        assert validation_split(fold, subjects, 2, seed=3) == split  # deterministic
+    with pytest.raises(ValueError, match="--val_subjects 4"):
+        validation_split(loso_folds(subjects)[0], subjects, 4, seed=0)
+
+
+@pytest.mark.slow
+def test_epochs_chosen_on_validation_subjects(tmp_path, patched, capsys):
+    metrics, out = run(tmp_path, "val", "--val_subjects", "1", "--synthetic_subjects", "4", "--epochs", "3")
+    assert not metrics["optimistic"] and not metrics["selection_touched_held_out"]
+    assert "validation subject" in metrics["selection"] and "validation subjects" in metrics["note"]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert predictions["epoch"].between(0, 2).all()
+    chosen = predictions.groupby("fold")["epoch"].first()
+    final = json.loads((out / "final_model.json").read_text())
+    assert final["epochs"] == int(np.median(chosen)) + 1
+    assert "validation subjects" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        train.parse_args(["--val_subjects", "1", "--select_on_test"])
 
 
 @pytest.mark.slow
