@@ -12,6 +12,7 @@ aggregation must be named. The official ViT uses tanh-GELU and LayerNorm eps 1e-
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import sys
@@ -23,6 +24,8 @@ from dataset_scripts.common import CLASS_SETS
 
 from .configuration_mer import MERConfig
 from .modeling_mer import MERForVideoClassification
+
+logger = logging.getLogger(__name__)
 
 OFFICIAL_LABELS: dict[str, list[str]] = {
     "casme2": CLASS_SETS["casme2_5class"],
@@ -200,7 +203,10 @@ def convert(
     state = load_official_state_dict(src)
     config = infer_config(state, aggregation, labels, num_attention_heads, num_frames)
     model = MERForVideoClassification(config)
-    mapped, _ = map_keys(state, aggregation)
+    mapped, unused = map_keys(state, aggregation)
+    if unused:  # the official files hold both variants' heads; the other variant's are not used
+        prefixes = sorted({key.rsplit(".", 1)[0] for key in unused})
+        logger.info("official weights not used by SLSTT-%s (as in the official forward): %s", aggregation, prefixes)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(mapped))
     if missing:
@@ -235,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     group.add_argument("--labels", help="comma-separated class names in the checkpoint's order")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     labels = (
         OFFICIAL_LABELS[args.dataset] if args.dataset else (args.labels.split(",") if args.labels else None)
