@@ -7,6 +7,9 @@ Kept apart from the loop so that the LOSO protocol in train.py reads top to bott
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
+import json
 import math
 import os
 from pathlib import Path
@@ -61,10 +64,21 @@ def build_processor(args: argparse.Namespace, config: MERConfig) -> MERImageProc
     return MERImageProcessor(**kwargs)
 
 
+@functools.lru_cache(maxsize=1)
+def _pretrained_spatial_template(source: str, config_json: str) -> MERForVideoClassification:
+    """The ViT checkpoint loaded once per run (not once per fold), without touching the seeded RNG, so
+    that a fold's random head is the same whether or not an earlier fold of this process loaded it."""
+    with torch.random.fork_rng():
+        return MERForVideoClassification.from_pretrained_spatial(source, MERConfig.from_dict(json.loads(config_json)))
+
+
 def build_model(args: argparse.Namespace, config: MERConfig) -> MERForVideoClassification:
     """A fresh model for one fold: random, spatial encoder from a ViT, or a saved MER model's weights."""
     if args.pretrained_spatial:
-        return MERForVideoClassification.from_pretrained_spatial(args.pretrained_spatial, config)
+        template = _pretrained_spatial_template(args.pretrained_spatial, config.to_json_string())
+        model = MERForVideoClassification(copy.deepcopy(template.config))
+        model.mer.spatial_encoder.load_state_dict(template.mer.spatial_encoder.state_dict())
+        return model
     if is_preset(args.model):
         return MERForVideoClassification(config)
     if not os.path.isdir(args.model) and os.environ.get("HF_HUB_OFFLINE") == "1":

@@ -250,3 +250,32 @@ def test_hub_upload_takes_only_model_card_and_results(tmp_path, monkeypatch):
     uploaded = list(filter_repo_objects(files, allow_patterns=seen["allow_patterns"],
                                         ignore_patterns=seen["ignore_patterns"]))
     assert uploaded == files[:8]
+
+
+def test_pretrained_spatial_is_loaded_once_per_run_and_keeps_the_seeded_init(tmp_path, monkeypatch):
+    import argparse
+
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from modeling_mer import MERConfig, MERForVideoClassification, run_setup
+
+    vit = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=128)
+    ViTForImageClassification(vit).save_pretrained(tmp_path / "vit")
+    loads = []
+    original = MERForVideoClassification.from_pretrained_spatial.__func__
+    monkeypatch.setattr(MERForVideoClassification, "from_pretrained_spatial",
+                        classmethod(lambda cls, *a, **k: loads.append(a) or original(cls, *a, **k)))
+    run_setup._pretrained_spatial_template.cache_clear()
+    args = argparse.Namespace(pretrained_spatial=str(tmp_path / "vit"), model="tiny")
+    config = MERConfig.from_preset("tiny", labels=EMOTIONS)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        models.append(run_setup.build_model(args, config))
+    assert len(loads) == 1
+    first, second = (m.state_dict() for m in models)
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the fold's random parts too
+    reference = MERForVideoClassification.from_pretrained_spatial(str(tmp_path / "vit"), config).mer.spatial_encoder
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in models[0].mer.spatial_encoder.state_dict().items())
+    run_setup._pretrained_spatial_template.cache_clear()
