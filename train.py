@@ -37,23 +37,10 @@ from tqdm.auto import tqdm
 
 from dataset_scripts import DATASET_NAMES, load_mer_dataset
 from modeling_mer import MERConfig
-from modeling_mer.hub_card import HubAccessError, check_hub_access, push_output, render_card
-from modeling_mer.metrics import compute_mer_metrics
-from modeling_mer.preprocessing import preprocess_dataset
-from modeling_mer.reporting import pooled_metrics, summary_line, write_reports
-from modeling_mer.run_setup import base_config, build_model, build_processor, make_optimizer, make_scheduler
-from modeling_mer.run_state import (
-    FINAL,
-    check_run_args,
-    checkpoint_number,
-    fold_file,
-    latest_checkpoint,
-    prediction_frame,
-    read_folds,
-    write_fold,
-    write_progress,
-)
-from modeling_mer.training import (
+from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
+from modeling_mer.evaluation.metrics import compute_mer_metrics
+from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
+from modeling_mer.training.loop import (
     FlowClips,
     Fold,
     class_weights,
@@ -63,6 +50,25 @@ from modeling_mer.training import (
     subject_keys,
     train_one_epoch,
     validation_split,
+)
+from modeling_mer.training.preprocessing import preprocess_dataset
+from modeling_mer.training.run_setup import (
+    base_config,
+    build_model,
+    build_processor,
+    make_optimizer,
+    make_scheduler,
+)
+from modeling_mer.training.run_state import (
+    FINAL,
+    check_run_args,
+    checkpoint_number,
+    fold_file,
+    latest_checkpoint,
+    prediction_frame,
+    read_folds,
+    write_fold,
+    write_progress,
 )
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"

@@ -35,8 +35,8 @@ from _common import cpu_model_name, now_iso  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_mer.optical_flow import FLOW_METHODS, dense_flow  # noqa: E402
-from modeling_mer.preprocessing import preprocess_dataset  # noqa: E402
 from modeling_mer.processing_mer import MERImageProcessor  # noqa: E402
+from modeling_mer.training.preprocessing import preprocess_dataset  # noqa: E402
 
 SIZES = (112, 224)
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import datasets
 
-# Official class orders (the SLSTT code and the MEGC2019 composite).
-CLASS_SETS: dict[str, list[str]] = {
-    "casme2_5class": ["disgust", "happiness", "repression", "surprise", "others"],
-    "samm_5class": ["other", "anger", "contempt", "happiness", "surprise"],
-    "3class": ["negative", "positive", "surprise"],
-}
+from modeling_mer.configuration_mer import CLASS_SETS  # the official orders, shared with the models
+
+__all__ = ["APEX_SOURCES", "CLASS_SETS", "mer_features"]
 
 APEX_SOURCES = ("annotated", "estimated")
 

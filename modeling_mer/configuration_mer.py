@@ -13,6 +13,14 @@ from transformers import PreTrainedConfig, ViTConfig
 
 AGGREGATIONS = ("transformer", "lstm", "mean")
 
+# The official class orders (the SLSTT code, the MEGC2019 composite): the label order of the official
+# checkpoints and of the datasets' builders, so a converted model and a built dataset agree.
+CLASS_SETS: dict[str, list[str]] = {
+    "casme2_5class": ["disgust", "happiness", "repression", "surprise", "others"],
+    "samm_5class": ["other", "anger", "contempt", "happiness", "surprise"],
+    "3class": ["negative", "positive", "surprise"],
+}
+
 # Named presets. Each maps to `MERConfig` keyword arguments; `vision_config` entries are `ViTConfig` kwargs.
 PRESETS: dict[str, dict[str, Any]] = {
     # For tests and the CPU demo: a few thousand parameters per layer, 16 patches per frame.

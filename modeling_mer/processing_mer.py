@@ -30,10 +30,9 @@ from .frame_sampling import (
     synthesise,
 )
 from .optical_flow import check_flow_method, dense_flow, spot_apex, to_gray
-from .pipeline_mer import MERVideoClassificationPipeline
 from .video_io import Clip, decode_until, load_clip
 
-__all__ = ["MERImageProcessor", "MERVideoClassificationPipeline", "spot_apex"]
+__all__ = ["MERImageProcessor"]
 
 ENCODINGS = ("hsv", "uv")
 INPUT_MODES = ("flow", "frames")

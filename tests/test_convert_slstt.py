@@ -11,7 +11,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from modeling_mer import MERForVideoClassification
-from modeling_mer.convert_slstt import ConversionError, convert, infer_config, load_official_state_dict, main
+from modeling_mer.cli.convert_slstt import (
+    ConversionError,
+    convert,
+    infer_config,
+    load_official_state_dict,
+    main,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 

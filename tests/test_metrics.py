@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from modeling_mer.metrics import compute_mer_metrics, confusion_matrix
+from modeling_mer.evaluation.metrics import compute_mer_metrics, confusion_matrix
 
 NAMES = ["negative", "positive", "surprise"]
-METRIC_DIR = Path(__file__).resolve().parents[1] / "modeling_mer" / "mer_metric"
+METRIC_DIR = Path(__file__).resolve().parents[1] / "modeling_mer" / "evaluation" / "mer_metric"
 
 
 def test_hand_computed_case():

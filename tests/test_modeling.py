@@ -325,3 +325,29 @@ def test_model_folder_path_is_not_a_package_path():
         text = (root / name).read_text()
         assert "from modeling_mer" not in text and "import modeling_mer" not in text
         assert "dataset_scripts" not in text
+
+
+def test_modeling_mer_folder_holds_exactly_what_ships_with_a_model(tmp_path):
+    # The layout rule: modeling_mer/'s flat modules are the files save_pretrained exports for
+    # trust_remote_code (model + processor); everything else lives in a subpackage named for its concern.
+    from modeling_mer import MERImageProcessor
+
+    MERForVideoClassification(tiny()).save_pretrained(tmp_path)
+    MERImageProcessor(image_size=32, num_frames=2).save_pretrained(tmp_path)
+    exported = {p.name for p in tmp_path.glob("*.py")}
+    root = Path(__file__).resolve().parents[1] / "modeling_mer"
+    flat = {p.name for p in root.glob("*.py")} - {"__init__.py"}
+    assert exported == flat
+    for name in flat:  # relative imports only, and only of flat siblings
+        text = (root / name).read_text()
+        assert "import modeling_mer" not in text and "from modeling_mer" not in text, name
+        assert "from .." not in text and "dataset_scripts" not in text, name
+
+
+def test_no_import_cycle_between_packages():
+    # dataset_scripts builds on modeling_mer (class orders, apex spotting); modeling_mer never imports it.
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "modeling_mer"
+    for path in root.rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) dataset_scripts", path.read_text(), re.M), path

@@ -18,16 +18,16 @@ from safetensors.torch import load_file, save_file
 from transformers import ViTConfig, ViTForImageClassification
 
 from modeling_mer import MERConfig, MERForVideoClassification
-from modeling_mer.convert_slstt import OFFICIAL_LABELS, convert
-from modeling_mer.explain import (
+from modeling_mer.cli.convert_slstt import OFFICIAL_LABELS, convert
+from modeling_mer.cli.explain import (
     attention_rollout,
     clip_token_rollout,
     cls_rollout_grid,
     explain,
     heat_on_face,
 )
+from modeling_mer.cli.predict import main
 from modeling_mer.pipeline_mer import CUSTOM_PIPELINES
-from modeling_mer.predict import main
 from modeling_mer.processing_mer import MERImageProcessor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -370,14 +370,14 @@ Path(answer).write_text(json.dumps(result))
 sys.meta_path.remove(blocker)
 sys.path.insert(0, repo)  # now the command itself, exactly as `python -m` runs it
 sys.argv = ["predict", video, "--model", model, "--apex", apex, "--json"]
-runpy.run_module("modeling_mer.predict", run_name="__main__", alter_sys=True)
+runpy.run_module("modeling_mer.cli.predict", run_name="__main__", alter_sys=True)
 """
 
 
 @pytest.mark.slow
 def test_pipeline_with_remote_code_and_the_command_agree(data, capsys, tmp_path):
     """One fresh process (imports are slow): `pipeline(..., trust_remote_code=True)` where this package is not
-    importable, so the saved folder alone must carry the code; then `python -m modeling_mer.predict`,
+    importable, so the saved folder alone must carry the code; then `python -m modeling_mer.cli.predict`,
     whose stdout must be one JSON object. Both must give the probabilities of the in-process run."""
     code, out, _ = run_main(capsys, data["mp4"], "--model", data["model"], "--apex", APEX, "--json")
     assert code == 0

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modeling_mer.preprocessing import preprocess_dataset
 from modeling_mer.processing_mer import MERImageProcessor
+from modeling_mer.training.preprocessing import preprocess_dataset
 from tests.test_processing import shifted_clip
 
 LABELS = ["negative", "positive", "surprise"]

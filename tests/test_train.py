@@ -21,7 +21,7 @@ from PIL import Image
 import train
 from dataset_scripts.common import mer_features
 from dataset_scripts.synthetic import EMOTIONS, generate_clip
-from modeling_mer.training import class_weights, flip_decisions, hflip_flow, loso_folds, validation_split
+from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow, loso_folds, validation_split
 
 FAST = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--batch_size", "4", "--lr", "3e-3"]
 
@@ -205,7 +205,7 @@ def test_composite_reports_each_dataset(tmp_path, patched):
 def test_push_to_hub_fails_at_start_when_offline(tmp_path, patched, monkeypatch):
     import huggingface_hub
 
-    from modeling_mer.hub_card import HubAccessError
+    from modeling_mer.evaluation.hub_card import HubAccessError
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     out = tmp_path / "hub"
@@ -238,7 +238,7 @@ def test_hub_upload_takes_only_model_card_and_results(tmp_path, monkeypatch):
     import huggingface_hub
     from huggingface_hub.utils import filter_repo_objects
 
-    from modeling_mer.hub_card import push_output
+    from modeling_mer.evaluation.hub_card import push_output
 
     seen = {}
     monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kw: seen.update(kw) or "url")
@@ -257,7 +257,8 @@ def test_pretrained_spatial_is_loaded_once_per_run_and_keeps_the_seeded_init(tmp
 
     from transformers import ViTConfig, ViTForImageClassification
 
-    from modeling_mer import MERConfig, MERForVideoClassification, run_setup
+    from modeling_mer import MERConfig, MERForVideoClassification
+    from modeling_mer.training import run_setup
 
     vit = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                     intermediate_size=128)

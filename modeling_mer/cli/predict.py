@@ -1,6 +1,6 @@
 """Predict the micro-expression in a user's own video or frame folder, from the command line.
 
-    python -m modeling_mer.predict INPUT --model ID_OR_DIR [--onset N --apex N --offset N]
+    python -m modeling_mer.cli.predict INPUT --model ID_OR_DIR [--onset N --apex N --offset N]
                                    [--top_k K] [--json] [--explain OUT.png] [processor options]
 
 INPUT is a video file (anything FFmpeg reads through PyAV) or a folder of numbered frame images.
@@ -9,7 +9,7 @@ onset). The model is a saved `MERForVideoClassification` (folder or Hub id); its
 used, or, when the folder has none, the default `MERImageProcessor` matched to the model's config.
 Bad input ends with one `error: ...` line on stderr and exit status 1, never a traceback: the people
 running this are not necessarily the people who wrote it. `--explain` writes a figure of where the
-model looked (see `modeling_mer.explain`) to the given path only: it shows a face.
+model looked (see `modeling_mer.cli.explain`) to the given path only: it shows a face.
 
 `--json` prints one object: label, score (its probability), probabilities (every class, summing to 1),
 frame_numbers (the sampled frames; fractional where a short clip needed synthesised frames), apex,
@@ -33,11 +33,11 @@ from transformers import PreTrainedConfig
 from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
+from ..face_crop import crop_resize
+from ..modeling_mer import MERForVideoClassification
+from ..processing_mer import MERImageProcessor
+from ..video_io import Clip, decode_until, load_clip
 from .explain import Explanation, explain, heat_on_face, save_figure
-from .face_crop import crop_resize
-from .modeling_mer import MERForVideoClassification
-from .processing_mer import MERImageProcessor
-from .video_io import Clip, decode_until, load_clip
 
 PROCESSOR_FILE = "preprocessor_config.json"
 DISPLAY_SIZE = 256  # pixels per panel side of the explain figure
@@ -216,7 +216,7 @@ def _draw(
 # ---------------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_mer.predict",
+        prog="python -m modeling_mer.cli.predict",
         description="Predict the micro-expression of a video file or a folder of frames.",
     )
     parser.add_argument("input", help="video file (PyAV/FFmpeg) or folder of numbered frame images")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .processing_mer import MERImageProcessor
+from ..processing_mer import MERImageProcessor
 
 
 @dataclass(frozen=True)

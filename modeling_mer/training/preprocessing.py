@@ -16,7 +16,7 @@ import datasets
 import numpy as np
 from datasets.fingerprint import Hasher
 
-from .processing_mer import MERImageProcessor
+from ..processing_mer import MERImageProcessor
 
 # Bump when the stored values would change for identical settings (a fix in the flow code).
 PREPROCESSING_VERSION = 1

@@ -1,6 +1,6 @@
 """Convert an official SLSTT checkpoint into a `from_pretrained` folder.
 
-    python -m modeling_mer.convert_slstt SRC OUT_DIR --aggregation {lstm,mean} [--num_attention_heads N]
+    python -m modeling_mer.cli.convert_slstt SRC OUT_DIR --aggregation {lstm,mean} [--num_attention_heads N]
         [--dataset casme2|samm|smic|composite | --labels a,b,c] [--num_frames 11]
 
 SRC is an official `.pth.tar` (a torch pickle holding `state_dict`, keys prefixed `module.` by
@@ -20,10 +20,8 @@ from pathlib import Path
 
 import torch
 
-from dataset_scripts.common import CLASS_SETS
-
-from .configuration_mer import MERConfig
-from .modeling_mer import MERForVideoClassification
+from ..configuration_mer import CLASS_SETS, MERConfig
+from ..modeling_mer import MERForVideoClassification
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +222,7 @@ def convert(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_mer.convert_slstt", description=__doc__.split("\n\n")[0]
+        prog="python -m modeling_mer.cli.convert_slstt", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("src", help="official checkpoint: .pth.tar / .pth (pickle), or .safetensors")
     parser.add_argument("out_dir", help="folder to write (config, weights, processor, code)")
@@ -254,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if labels is None:
         print("warning: no --dataset/--labels: classes are named LABEL_0..", file=sys.stderr)
     model.save_pretrained(args.out_dir)
-    from .processing_mer import MERImageProcessor
+    from ..processing_mer import MERImageProcessor
 
     processor = MERImageProcessor(image_size=model.config.image_size, num_frames=args.num_frames)
     processor.save_pretrained(args.out_dir)

@@ -5,14 +5,14 @@ Load it offline from its folder (the Hub is never contacted):
     metric = evaluate.load("path/to/modeling_mer/mer_metric")
     metric.compute(predictions=[...], references=[...], label_names=["negative", "positive", "surprise"])
 
-It wraps `modeling_mer.metrics.compute_mer_metrics`, so `modeling_mer` must be importable (installed,
+It wraps `modeling_mer.evaluation.metrics.compute_mer_metrics`, so `modeling_mer` must be importable (installed,
 or the repository root on `sys.path`). Pool the predictions of every fold before computing.
 """
 
 import datasets
 import evaluate
 
-from modeling_mer.metrics import compute_mer_metrics
+from modeling_mer.evaluation.metrics import compute_mer_metrics
 
 _DESCRIPTION = """UF1 (macro F1) and UAR (macro recall) over pooled predictions, plus accuracy, per-class
 figures and, given `folds` / `dataset_names`, per-fold and per-dataset breakdowns."""

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
-from .configuration_mer import PRESETS, MERConfig
-from .modeling_mer import MERForVideoClassification
-from .processing_mer import MERImageProcessor
+from ..configuration_mer import PRESETS, MERConfig
+from ..modeling_mer import MERForVideoClassification
+from ..processing_mer import MERImageProcessor
 
 PROCESSOR_OPTIONS = ("crop", "flow", "encoding", "uv_scale", "input_mode", "sampling")
 
