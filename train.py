@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
     data.add_argument("--protocol", choices=("loso", "composite"), default=None,
                       help="loso (default), or composite: LOSO over the composite's 68 subjects with per-dataset figures")
-    data.add_argument("--classes", default=None, help="the builder's class protocol: 5class, 3class or all")
+    data.add_argument("--class_set", default=None, help="which classes: 5class (CASME II, SAMM), 3class or all")
     data.add_argument("--on_error", choices=("raise", "skip"), default="raise", help="bad clips: stop, or skip and list them")
     data.add_argument("--cache_dir", default=None, help="datasets cache (built sets and stored flow)")
     data.add_argument("--num_proc", type=int, default=None, help="processes for optical flow")
@@ -205,7 +205,7 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
                  "seed": args.synthetic_seed}
         options = {k: v for k, v in knobs.items() if v is not None}
     with accelerator.main_process_first():
-        raw = load_mer_dataset(args.dataset, data_dir=args.data_dir, protocol=args.classes,
+        raw = load_mer_dataset(args.dataset, data_dir=args.data_dir, class_set=args.class_set,
                                cache_dir=args.cache_dir, on_error=args.on_error, **options)
         label_names = list(raw.features["label"].names)
         config = base_config(args, label_names)

@@ -6,7 +6,7 @@
     ds = load_mer_dataset("synthetic")                                     # built-in, no download
 
 A build is cached in Arrow under `cache_dir`, keyed on the builder code and every option (data folder,
-protocol, on_error, lazy, spot_apex, release, sheet), so a second call with the same arguments reuses it.
+class_set, on_error, lazy, spot_apex, release, sheet), so a second call with the same arguments reuses it.
 The cache does not notice edits to the files on disk: delete the cache folder after changing them.
 With on_error="skip", bad clips are left out, printed at the end, and kept in
 `dataset.info.description` (read them with `skipped_clips(dataset)`).
@@ -49,7 +49,7 @@ __all__ = [
 
 
 def _make_builder(
-    name: str, data_dir: Any, protocol: str | None, cache_dir: str | None, on_error: str, options: dict[str, Any]
+    name: str, data_dir: Any, class_set: str | None, cache_dir: str | None, on_error: str, options: dict[str, Any]
 ) -> datasets.GeneratorBasedBuilder:
     if name == "synthetic":
         from .synthetic import SyntheticMER
@@ -58,8 +58,8 @@ def _make_builder(
             raise ValueError("the synthetic set is generated, it takes no data_dir")
         if on_error != "raise":
             options = {**options, "on_error": on_error}
-        if protocol is not None:
-            options = {**options, "protocol": protocol}
+        if class_set is not None:
+            options = {**options, "class_set": class_set}
         return SyntheticMER(cache_dir=cache_dir, **options)
     builder_class = BUILDERS.get(name)
     if builder_class is None:
@@ -67,7 +67,7 @@ def _make_builder(
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name}; the options are {', '.join(OPTIONS)}")
-    protocol = protocol or builder_class.DEFAULT_PROTOCOL
+    class_set = class_set or builder_class.DEFAULT_CLASS_SET
     if name == "composite":
         if not isinstance(data_dir, Mapping):
             raise ValueError("composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...} (a mapping)")
@@ -76,25 +76,25 @@ def _make_builder(
         raise ValueError(f"{name} needs data_dir=<the folder you unpacked>: the dataset is licensed, never downloaded")
     else:
         data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-    return builder_class(data_dir=data_dir, cache_dir=cache_dir, protocol=protocol, on_error=on_error, **options)
+    return builder_class(data_dir=data_dir, cache_dir=cache_dir, class_set=class_set, on_error=on_error, **options)
 
 
 def load_mer_dataset(
     name: str,
     data_dir: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
-    protocol: str | None = None,
+    class_set: str | None = None,
     cache_dir: str | None = None,
     on_error: str = "raise",
     **options: Any,
 ) -> datasets.Dataset:
     """Build (or reuse from the cache) one micro-expression dataset and return its single split.
 
-    name: casme2, samm, smic, composite or synthetic. protocol: 5class (CASME II, SAMM default), 3class
+    name: casme2, samm, smic, composite or synthetic. class_set: 5class (CASME II, SAMM default), 3class
     (SMIC-HS, composite default) or all. on_error: "raise" or "skip". Options: lazy (store frame paths,
     not bytes), spot_apex (estimate a missing apex by optical flow; False: the midpoint), release
     ("auto", "raw", "cropped"), sheet (the coding sheet's path); synthetic: its generator's knobs.
     """
-    builder = _make_builder(name, data_dir, protocol, cache_dir, on_error, options)
+    builder = _make_builder(name, data_dir, class_set, cache_dir, on_error, options)
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as exc:

@@ -531,7 +531,7 @@ class SheetSource(ClipSource):
 class MERBuilderConfig(datasets.BuilderConfig):
     """Options of the real-dataset builders; every field enters the cache fingerprint.
 
-    protocol: "5class" / "3class" / "all" (None: the dataset's default).
+    class_set: "5class" / "3class" / "all" (None: the dataset's default).
     on_error: "raise" stops at the first bad clip; "skip" leaves it out and reports it.
     lazy: store frame paths instead of embedded image bytes.
     spot_apex: estimate a missing apex with optical-flow spotting (False: the clip's midpoint).
@@ -540,7 +540,7 @@ class MERBuilderConfig(datasets.BuilderConfig):
     data_dirs: the composite's {"casme2": ..., "samm": ..., "smic": ...}.
     """
 
-    protocol: str | None = None
+    class_set: str | None = None
     on_error: str = "raise"
     lazy: bool = False
     spot_apex: bool = True
@@ -576,8 +576,8 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = MERBuilderConfig
     VERSION = datasets.Version("1.0.0")
-    DEFAULT_PROTOCOL: ClassVar[str]
-    PROTOCOLS: ClassVar[dict[str, list[str]]]
+    DEFAULT_CLASS_SET: ClassVar[str]
+    CLASS_SET_LABELS: ClassVar[dict[str, list[str]]]
     DESCRIPTION: ClassVar[str]
     CITATION: ClassVar[str] = ""
     HOMEPAGE: ClassVar[str] = ""
@@ -587,27 +587,27 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
         kwargs.setdefault("hash", source_hash())
         super().__init__(*args, **kwargs)
 
-    # -- protocol and plan ------------------------------------------------------------------------
+    # -- class set and plan -----------------------------------------------------------------------
 
     @property
-    def protocol(self) -> str:
-        return self.config.protocol or self.DEFAULT_PROTOCOL
+    def class_set(self) -> str:
+        return self.config.class_set or self.DEFAULT_CLASS_SET
 
     def _validate_options(self) -> None:
         if self.config.on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {self.config.on_error!r}")
-        if self.protocol not in {*self.PROTOCOLS, "all"}:
-            choices = ", ".join([*self.PROTOCOLS, "all"])
-            raise ValueError(f"protocol {self.protocol!r} is not defined for {self.name}; choose from {choices}")
+        if self.class_set not in {*self.CLASS_SET_LABELS, "all"}:
+            choices = ", ".join([*self.CLASS_SET_LABELS, "all"])
+            raise ValueError(f"class set {self.class_set!r} is not defined for {self.name}; choose from {choices}")
 
     def plan(self) -> BuildPlan:
         """The clips to build with their class names; computed once per builder."""
         raise NotImplementedError
 
     def label_names(self) -> list[str]:
-        if self.protocol == "all":
+        if self.class_set == "all":
             return sorted({label for _, label in self.plan().clips})
-        return list(self.PROTOCOLS[self.protocol])
+        return list(self.CLASS_SET_LABELS[self.class_set])
 
     # -- datasets hooks ---------------------------------------------------------------------------
 
@@ -673,12 +673,12 @@ class SingleSourceBuilder(MERBuilder):
             for spec in source.specs():
                 if isinstance(spec, BadClip):
                     plan.bad.append(spec)
-                elif self.protocol == "all" or spec.emotion_key in self.PROTOCOLS[self.protocol]:
+                elif self.class_set == "all" or spec.emotion_key in self.CLASS_SET_LABELS[self.class_set]:
                     plan.clips.append((spec, spec.emotion_key))
                 else:
                     excluded[spec.emotion_key] += 1
             plan.notes.append(f"Frames from the {source._frame_root()[1]} release.")
-            plan.notes += excluded_note(self.protocol, excluded)
+            plan.notes += excluded_note(self.class_set, excluded)
             self._mer_plan = plan
         return self._mer_plan
 
@@ -709,9 +709,9 @@ def format_skip_report(skipped: Sequence[dict[str, str]] | Sequence[BadClip]) ->
     return "\n".join(lines)
 
 
-def excluded_note(protocol: str, excluded: Counter[str]) -> list[str]:
-    """A note naming the clips a protocol leaves out by design (not errors, but never silent)."""
+def excluded_note(class_set: str, excluded: Counter[str]) -> list[str]:
+    """A note naming the clips a class set leaves out by design (not errors, but never silent)."""
     if not excluded:
         return []
     counts = ", ".join(f"{emotion} {n}" for emotion, n in sorted(excluded.items()))
-    return [f"Protocol {protocol} leaves out {sum(excluded.values())} clip(s) of other emotions: {counts}."]
+    return [f"Class set {class_set} leaves out {sum(excluded.values())} clip(s) of other emotions: {counts}."]

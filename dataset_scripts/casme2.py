@@ -35,11 +35,11 @@ class CASME2Source(SheetSource):
 
 
 class CASME2(SingleSourceBuilder):
-    """CASME II; protocol 5class (default), or all (seven emotions)."""
+    """CASME II; class set 5class (default), or all (seven emotions)."""
 
     SOURCE = CASME2Source
-    DEFAULT_PROTOCOL = "5class"
-    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["casme2_5class"]}
+    DEFAULT_CLASS_SET = "5class"
+    CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["casme2_5class"]}
     DESCRIPTION = "CASME II spontaneous micro-expressions (26 subjects, 200 fps), read from the user's copy."
     CITATION = (
         "@article{yan2014casme2, title={CASME II: An Improved Spontaneous Micro-Expression Database and the "

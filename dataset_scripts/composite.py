@@ -56,10 +56,10 @@ def read_official_list() -> list[OfficialRow]:
 
 
 class MEGC2019Composite(MERBuilder):
-    """The composite; protocol 3class only."""
+    """The composite; class set 3class only."""
 
-    DEFAULT_PROTOCOL = "3class"
-    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
+    DEFAULT_CLASS_SET = "3class"
+    CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
     DESCRIPTION = "MEGC2019 composite micro-expression set (CASME II, SAMM, SMIC-HS; official 3-class list)."
     CITATION = (
         "@inproceedings{see2019megc, title={MEGC 2019 -- The Second Facial Micro-Expressions Grand Challenge}, "
@@ -80,8 +80,8 @@ class MEGC2019Composite(MERBuilder):
         super().__init__(*args, **kwargs)
 
     def _validate_options(self) -> None:
-        if self.protocol != "3class":
-            raise ValueError(f"the MEGC2019 composite is defined for protocol 3class only, got {self.protocol!r}")
+        if self.class_set != "3class":
+            raise ValueError(f"the MEGC2019 composite is defined for class set 3class only, got {self.class_set!r}")
         super()._validate_options()
         dirs = self.config.data_dirs
         if not dirs:

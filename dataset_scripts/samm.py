@@ -33,11 +33,11 @@ class SAMMSource(SheetSource):
 
 
 class SAMM(SingleSourceBuilder):
-    """SAMM; protocol 5class (default), or all (eight emotions)."""
+    """SAMM; class set 5class (default), or all (eight emotions)."""
 
     SOURCE = SAMMSource
-    DEFAULT_PROTOCOL = "5class"
-    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["samm_5class"]}
+    DEFAULT_CLASS_SET = "5class"
+    CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["samm_5class"]}
     DESCRIPTION = "SAMM spontaneous micro-movements (29 subjects, 200 fps, grayscale), read from the user's copy."
     CITATION = (
         "@article{davison2018samm, title={SAMM: A Spontaneous Micro-Facial Movement Dataset}, author={Davison, "

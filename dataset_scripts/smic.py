@@ -103,11 +103,11 @@ class SMICSource(ClipSource):
 
 
 class SMIC(SingleSourceBuilder):
-    """SMIC-HS; protocol 3class (default; the same as all)."""
+    """SMIC-HS; class set 3class (default; the same as all)."""
 
     SOURCE = SMICSource
-    DEFAULT_PROTOCOL = "3class"
-    PROTOCOLS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
+    DEFAULT_CLASS_SET = "3class"
+    CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
     DESCRIPTION = "SMIC-HS spontaneous micro-expressions (16 subjects with clips, 100 fps), read from the user's copy."
     CITATION = (
         "@inproceedings{li2013smic, title={A Spontaneous Micro-expression Database: Inducement, Collection and "

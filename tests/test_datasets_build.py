@@ -71,24 +71,24 @@ def test_missing_apex_midpoint_when_spotting_is_off(casme2_root: Path, tmp_path:
 
 
 def test_cache_is_reused_without_rebuilding(casme2_root: Path, tmp_path: Path, monkeypatch) -> None:
-    first = load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), protocol="all", lazy=True, spot_apex=False)
+    first = load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), class_set="all", lazy=True, spot_apex=False)
     assert len(first) == len(CASME2_ROWS)
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached build was regenerated")
 
     monkeypatch.setattr(dataset_scripts._builder, "make_example", no_rebuild)
-    second = load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), protocol="all", lazy=True, spot_apex=False)
+    second = load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), class_set="all", lazy=True, spot_apex=False)
     assert second["clip_id"] == first["clip_id"] and second.cache_files == first.cache_files
     with pytest.raises(datasets.exceptions.DatasetGenerationError) as rebuilt:  # another option: another build
-        load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), protocol="5class", lazy=True, spot_apex=False)
+        load_mer_dataset("casme2", casme2_root, cache_dir=str(tmp_path), class_set="5class", lazy=True, spot_apex=False)
     assert "regenerated" in str(rebuilt.value.__cause__)
 
 
 def test_samm_build(tmp_path: Path) -> None:
     rows = rows_of_subjects(table("samm_coding"), ["006", "007"])
     root = samm_tree(tmp_path / "data", rows, margin=3)
-    ds = load_mer_dataset("samm", root, cache_dir=str(tmp_path / "cache"), protocol="all")
+    ds = load_mer_dataset("samm", root, cache_dir=str(tmp_path / "cache"), class_set="all")
     assert len(ds) == len(rows) and set(ds["subject"]) == {"006", "007"}
     assert ds.features["label"].names == sorted({r["Emotion"].lower() for r in rows})
     first = ds[0]

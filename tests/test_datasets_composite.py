@@ -76,7 +76,7 @@ def test_official_clip_missing_from_the_sheet_is_an_error(tmp_path: Path) -> Non
 
 def test_composite_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="3class only"):
-        load_mer_dataset("composite", {"smic": tmp_path}, protocol="all")
+        load_mer_dataset("composite", {"smic": tmp_path}, class_set="all")
     with pytest.raises(ValueError, match=r"unknown composite part\(s\) \['casme3'\]"):
         load_mer_dataset("composite", {"casme3": tmp_path}, cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="a mapping"):

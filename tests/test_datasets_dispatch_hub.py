@@ -41,8 +41,8 @@ def test_synthetic_dispatch(monkeypatch, tmp_path: Path) -> None:
     ds = load_mer_dataset("synthetic", cache_dir=str(tmp_path), num_subjects=2, seed=3)
     assert ds["dataset"] == ["synthetic"]
     assert _FakeSynthetic.calls[-1] == {"cache_dir": str(tmp_path), "num_subjects": 2, "seed": 3}
-    load_mer_dataset("synthetic", protocol="3class")
-    assert _FakeSynthetic.calls[-1] == {"cache_dir": None, "protocol": "3class"}
+    load_mer_dataset("synthetic", class_set="3class")
+    assert _FakeSynthetic.calls[-1] == {"cache_dir": None, "class_set": "3class"}
     with pytest.raises(ValueError, match="takes no data_dir"):
         load_mer_dataset("synthetic", data_dir=tmp_path)
 

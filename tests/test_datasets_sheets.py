@@ -35,15 +35,15 @@ def _plan_labels(builder) -> Counter[str]:
     return Counter(label for _, label in builder.plan().clips)
 
 
-def test_casme2_sheet_protocols_match_table(casme2_full: Path, tmp_path: Path) -> None:
+def test_casme2_sheet_class_sets_match_table(casme2_full: Path, tmp_path: Path) -> None:
     rows = table("casme2_coding")
     emotions = Counter(r["Emotion"] for r in rows)
-    five = CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), protocol="5class")
+    five = CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), class_set="5class")
     assert five.info.features["label"].names == ["disgust", "happiness", "repression", "surprise", "others"]
     assert _plan_labels(five) == {k: v for k, v in emotions.items() if k not in ("sadness", "fear")}
     assert sum(_plan_labels(five).values()) == 249
     assert any("fear 2, sadness 4" in note for note in five.plan().notes)
-    every = CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), protocol="all")
+    every = CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), class_set="all")
     assert every.info.features["label"].names == sorted(emotions)
     assert _plan_labels(every) == emotions and len(every.plan().clips) == 255
 
@@ -77,7 +77,7 @@ def test_samm_sheet_finds_column_row(tmp_path: Path, preamble: bool) -> None:
     emotions = Counter(r["Emotion"].lower() for r in rows)
     assert _plan_labels(five) == {k: emotions[k] for k in ("anger", "contempt", "happiness", "surprise", "other")}
     assert len(five.plan().clips) == 136
-    every = SAMM(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), protocol="all")
+    every = SAMM(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), class_set="all")
     assert len(every.plan().clips) == 159 and every.info.features["label"].names == sorted(emotions)
     first = every.plan().clips[0][0]
     assert (first.subject, first.clip_id, first.onset, first.apex, first.offset) == ("006", "006_1_2", 5562, 5588, 5632)
@@ -133,8 +133,8 @@ def test_two_sheets_are_ambiguous(casme2_full: Path, tmp_path: Path) -> None:
 
 
 def test_bad_options_are_refused(casme2_full: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="protocol '3class' is not defined for casme2"):
-        CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), protocol="3class")
+    with pytest.raises(ValueError, match="class set '3class' is not defined for casme2"):
+        CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), class_set="3class")
     with pytest.raises(ValueError, match="on_error must be one of"):
         CASME2(data_dir=str(casme2_full), cache_dir=str(tmp_path), on_error="ignore")
     with pytest.raises(ValueError, match="needs data_dir"):

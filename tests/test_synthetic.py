@@ -120,16 +120,16 @@ def test_builds_are_byte_identical_and_cached(tmp_path: Path, monkeypatch) -> No
     assert build(tmp_path / "a", **SMALL)["clip_id"] == first["clip_id"]
 
 
-def test_protocol_and_interface_options(tmp_path: Path) -> None:
-    for protocol in (None, "3class", "all"):
-        builder = SyntheticMER(cache_dir=str(tmp_path), protocol=protocol, on_error="skip", **SMALL)
+def test_class_set_and_interface_options(tmp_path: Path) -> None:
+    for class_set in (None, "3class", "all"):
+        builder = SyntheticMER(cache_dir=str(tmp_path), class_set=class_set, on_error="skip", **SMALL)
         assert builder.info.features["label"].names == EMOTIONS
 
 
 def test_load_mer_dataset_dispatch(tmp_path: Path) -> None:
     from dataset_scripts import load_mer_dataset
 
-    ds = load_mer_dataset("synthetic", cache_dir=str(tmp_path), protocol="3class", **SMALL)
+    ds = load_mer_dataset("synthetic", cache_dir=str(tmp_path), class_set="3class", **SMALL)
     assert len(ds) == 6 and set(ds["dataset"]) == {"synthetic"}
 
 
@@ -146,7 +146,7 @@ def test_load_mer_dataset_dispatch(tmp_path: Path) -> None:
         ({"amplitude": 9.0}, "amplitude"),
         ({"amplitude": "big"}, "amplitude must be a number"),
         ({"seed": -1}, "seed"),
-        ({"protocol": "5class"}, "protocol"),
+        ({"class_set": "5class"}, "class_set"),
         ({"on_error": "ignore"}, "on_error"),
         ({"lazy": True}, "lazy=True is not supported"),
     ],

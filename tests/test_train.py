@@ -26,7 +26,7 @@ from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow
 FAST = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--batch_size", "4", "--lr", "3e-3"]
 
 
-def tiny_synthetic(name, data_dir=None, protocol=None, cache_dir=None, on_error="raise",
+def tiny_synthetic(name, data_dir=None, class_set=None, cache_dir=None, on_error="raise",
                    num_subjects=None, clips_per_subject=3, seed=0, **_):
     """A small clip table in the builders' schema; `dataset=composite` spreads subjects over 3 datasets."""
     rows = {k: [] for k in mer_features(EMOTIONS)}
