@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modeling_mer.evaluation.metrics import compute_mer_metrics, confusion_matrix
@@ -74,3 +79,95 @@ def test_evaluate_module_loads_offline_and_matches(monkeypatch):
     assert out["uf1"] == pytest.approx(direct["uf1"]) and out["per_fold"] == direct["per_fold"]
     with pytest.raises(ValueError, match="label_names"):
         metric.compute(predictions=[0], references=[0])
+
+
+def _hand_written_scores(refs, preds, names):
+    """The formulas the project used before scikit-learn (TP/FP/FN by hand), as the reference."""
+    n = len(names)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(refs), np.asarray(preds)), 1)
+    tp, support, predicted = np.diag(matrix).astype(float), matrix.sum(1).astype(float), matrix.sum(0).astype(float)
+    per_class, f1s, recalls = {}, [], []
+    for c, name in enumerate(names):
+        f1 = float(2 * tp[c] / (support[c] + predicted[c])) if support[c] + predicted[c] > 0 else None
+        recall = float(tp[c] / support[c]) if support[c] > 0 else None
+        precision = float(tp[c] / predicted[c]) if predicted[c] > 0 else None
+        per_class[name] = {"f1": f1, "recall": recall, "precision": precision,
+                           "support": int(support[c]), "predicted": int(predicted[c])}
+        f1s += [f1] if f1 is not None else []
+        recalls += [recall] if recall is not None else []
+    total = int(matrix.sum())
+    return {"uf1": float(np.mean(f1s)) if f1s else None, "uar": float(np.mean(recalls)) if recalls else None,
+            "accuracy": float(tp.sum() / total) if total else None, "num_samples": total,
+            "per_class": per_class}, matrix.tolist()
+
+
+def _assert_same(got, want):
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if isinstance(value, dict):
+            _assert_same(got[key], value)
+        elif value is None or isinstance(value, int):
+            assert got[key] == value, key
+        else:
+            assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_scikit_learn_figures_equal_the_hand_written_ones(seed):
+    """Random pooled predictions, classes missing from folds, never predicted, or predicted but absent."""
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 6))
+    names = [f"c{i}" for i in range(n_classes)]
+    size = int(rng.integers(1, 40))
+    refs = rng.integers(0, n_classes, size)
+    preds = np.where(rng.random(size) < 0.5, refs, rng.integers(0, max(1, n_classes - 1), size))
+    folds = rng.integers(0, 4, size).astype(str)
+    got = compute_mer_metrics(refs.tolist(), preds.tolist(), names, folds=folds.tolist())
+    want, matrix = _hand_written_scores(refs, preds, names)
+    assert got["confusion_matrix"] == matrix
+    _assert_same({k: got[k] for k in want}, want)
+    for fold in set(folds.tolist()):
+        mask = folds == fold
+        _assert_same(got["per_fold"][fold], _hand_written_scores(refs[mask], preds[mask], names)[0])
+
+
+METRIC_WITHOUT_PACKAGE = """
+import json, sys
+import evaluate
+
+
+class BlockPackage:  # the package is installed here: hide it so only the copied folder can answer
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modeling_mer", "dataset_scripts"):
+            raise ImportError("blocked: " + name)
+
+
+sys.meta_path.insert(0, BlockPackage())
+try:
+    import modeling_mer  # noqa: F401
+    raise SystemExit("the package was importable")
+except ImportError:
+    pass
+metric = evaluate.load(sys.argv[1])
+out = metric.compute(predictions=[0, 0, 0, 1, 1, 0, 2, 1], references=[0, 0, 0, 0, 1, 1, 2, 2],
+                     label_names=["negative", "positive", "surprise"])
+print(json.dumps({"uf1": out["uf1"], "uar": out["uar"], "module": type(metric).__module__,
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] == "modeling_mer")}))
+"""
+
+
+def test_evaluate_module_works_copied_where_the_package_is_not_importable(tmp_path):
+    """The folder alone (copied elsewhere) must carry everything: a fresh process with the package blocked."""
+    pytest.importorskip("evaluate")
+    folder = tmp_path / "mer_metric"
+    shutil.copytree(METRIC_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-c", METRIC_WITHOUT_PACKAGE, str(folder)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == [] and "mer_metric" in out["module"]
+    assert out["uf1"] == pytest.approx((0.75 + 0.4 + 2 / 3) / 3)
+    assert out["uar"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)

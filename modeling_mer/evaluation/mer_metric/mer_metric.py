@@ -2,17 +2,18 @@
 
 Load it offline from its folder (the Hub is never contacted):
 
-    metric = evaluate.load("path/to/modeling_mer/mer_metric")
+    metric = evaluate.load("path/to/modeling_mer/evaluation/mer_metric")
     metric.compute(predictions=[...], references=[...], label_names=["negative", "positive", "surprise"])
 
-It wraps `modeling_mer.evaluation.metrics.compute_mer_metrics`, so `modeling_mer` must be importable (installed,
-or the repository root on `sys.path`). Pool the predictions of every fold before computing.
+The folder is self-contained: this file and `mer_figures.py` (numpy and scikit-learn), the same code behind
+every figure of `modeling_mer`, which need not be installed. Pool the predictions of every fold before
+computing.
 """
 
 import datasets
 import evaluate
 
-from modeling_mer.evaluation.metrics import compute_mer_metrics
+from .mer_figures import compute_mer_metrics
 
 _DESCRIPTION = """UF1 (macro F1) and UAR (macro recall) over pooled predictions, plus accuracy, per-class
 figures and, given `folds` / `dataset_names`, per-fold and per-dataset breakdowns."""
