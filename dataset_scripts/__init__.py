@@ -20,7 +20,8 @@ from typing import Any
 
 import datasets
 
-from ._builder import MERDataError, format_skip_report, skipped_clips
+from ._records import MERDataError
+from ._skips import format_skip_report, skipped_clips
 from .casme2 import CASME2
 from .composite import MEGC2019Composite
 from .samm import SAMM

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ._builder import MERDataError, SheetSource, SingleSourceBuilder
+from ._builder import SingleSourceBuilder
+from ._records import MERDataError
+from ._sources import SheetSource
 from .common import CLASS_SETS
 
 
@@ -30,7 +32,7 @@ class CASME2Source(SheetSource):
         """Subject 1 (or '01', 'sub01') lives in folder sub01."""
         match = re.fullmatch(r"(?:sub)?\s*(\d+)(?:\.0)?", str(cell).strip(), re.IGNORECASE) if cell is not None else None
         if match is None:
-            raise MERDataError(f"{where}: Subject must be a number such as 1 or sub01, got {cell!r}")
+            raise MERDataError(f"Subject must be a number such as 1 or sub01, got {cell!r}", where=where)
         return f"sub{int(match.group(1)):02d}"
 
 

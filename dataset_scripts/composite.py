@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, ClassVar
 
-from ._builder import BadClip, BuildPlan, ClipSource, ClipSpec, MERBuilder, MERDataError, SheetSource
+from ._builder import BuildPlan, MERBuilder
+from ._records import BadClip, ClipSpec, MERDataError
+from ._sources import ClipSource, SheetSource
 from .casme2 import CASME2Source
 from .common import CLASS_SETS
 from .samm import SAMMSource
@@ -49,7 +51,7 @@ def read_official_list() -> list[OfficialRow]:
                 continue
             where = f"{OFFICIAL_LIST} row {number}"
             if len(cells) != 4 or cells[0] not in SOURCES or cells[3] not in ("0", "1", "2"):
-                raise MERDataError(f"{where}: expected dataset,subject,clip,label (0-2), got {cells}")
+                raise MERDataError(f"expected dataset,subject,clip,label (0-2), got {cells}", where=where)
             label = CLASS_SETS["3class"][int(cells[3])]
             rows.append(OfficialRow(cells[0], cells[1].strip(), cells[2].strip(), label, where))
     return rows
@@ -116,7 +118,7 @@ class MEGC2019Composite(MERBuilder):
             try:
                 subject = _subject(source, row)
             except MERDataError as exc:
-                plan.bad.append(BadClip(f"{row.dataset}/{row.subject}/{row.clip_id}", row.where, str(exc)))
+                plan.bad.append(BadClip.from_error(row.dataset, row.subject, row.clip_id, row.where, exc))
                 continue
             if not source.subject_present(subject):
                 absent_subjects.setdefault(row.dataset, set()).add(subject)
@@ -126,7 +128,9 @@ class MEGC2019Composite(MERBuilder):
             if found is None:
                 plan.bad.append(
                     BadClip(
-                        f"{row.dataset}/{subject}/{row.clip_id}",
+                        row.dataset,
+                        subject,
+                        row.clip_id,
                         row.where,
                         f"official clip {row.dataset} {subject}/{row.clip_id} is not annotated in the "
                         f"{row.dataset} copy at {source.data_dir}",
@@ -154,8 +158,7 @@ def _index(source: ClipSource) -> dict[tuple[str, str], ClipSpec | BadClip]:
         if isinstance(spec, ClipSpec):
             index[(spec.subject, spec.clip_id)] = spec
         else:
-            parts = spec.name.split("/")
-            index.setdefault((parts[1], parts[2]), spec)
+            index.setdefault((spec.subject, spec.clip_id), spec)
     return index
 
 

@@ -12,17 +12,10 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from ._builder import (
-    RELEASE_CHOICES,
-    SEARCH_DEPTH,
-    BadClip,
-    ClipSource,
-    ClipSpec,
-    MERDataError,
-    SingleSourceBuilder,
-    has_subjects,
-    walk_dirs,
-)
+from ._builder import SingleSourceBuilder
+from ._layout import SEARCH_DEPTH, check_release, has_subjects, walk_dirs
+from ._records import BadClip, ClipSpec, MERDataError
+from ._sources import ClipSource
 from .common import CLASS_SETS
 
 SUBJECT_RE = re.compile(r"s(\d+)", re.IGNORECASE)
@@ -42,8 +35,7 @@ class SMICSource(ClipSource):
     def _frame_root(self) -> tuple[Path, str]:
         if hasattr(self, "_root_cache"):
             return self._root_cache
-        if self.release not in RELEASE_CHOICES:
-            raise MERDataError(f"release must be one of {RELEASE_CHOICES}, got {self.release!r}")
+        check_release(self.release)
         found: dict[str, Path] = {}
         for folder in walk_dirs(self.data_dir):
             if folder.name.lower() == "hs" and has_subjects(folder, SUBJECT_RE):
@@ -79,7 +71,7 @@ class SMICSource(ClipSource):
                     try:
                         emotion = self.checked_emotion(emotion_dir.name, f"emotion folder {emotion_dir}")
                     except MERDataError as exc:
-                        specs.append(BadClip(f"smic/{subject.name}/{clip.name}", where, str(exc)))
+                        specs.append(BadClip.from_error(self.dataset, subject.name, clip.name, where, exc))
                         continue
                     specs.append(
                         ClipSpec(
@@ -98,7 +90,7 @@ class SMICSource(ClipSource):
                         )
                     )
         if not specs:
-            raise MERDataError(f"{root}: no clip folders found under <subject>/micro/<emotion>/")
+            raise MERDataError("no clip folders found under <subject>/micro/<emotion>/", where=str(root))
         return specs
 
 

@@ -13,7 +13,8 @@ import pytest
 from dataset_trees import casme2_tree, samm_tree, smic_tree, table
 
 from dataset_scripts import CASME2, SAMM, SMIC, MERDataError
-from dataset_scripts._builder import ClipSpec, read_sheet
+from dataset_scripts._records import ClipSpec
+from dataset_scripts._sheets import read_sheet
 from dataset_scripts.casme2 import CASME2Source
 from dataset_scripts.samm import SAMMSource
 

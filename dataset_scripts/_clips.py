@@ -1,0 +1,121 @@
+"""Turning one clip into an example: its frames in frame order, the checks, the apex.
+
+Every check here is defined once and raises `MERDataError` naming the sheet row (or clip folder) and
+the file at fault. Frame files are listed by `modeling_mer.video_io` (the same suffixes and numbering
+that `predict` uses on a user's folder).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from modeling_mer.video_io import list_frame_folder
+
+from ._records import ClipSpec, MERDataError
+
+
+def list_frames(folder: Path, where: str) -> dict[int, Path]:
+    """Frame number -> file, from the last run of digits in each image file name."""
+    if not folder.is_dir():
+        raise MERDataError(f"missing clip folder {folder}", where=where)
+    try:
+        files, numbers = list_frame_folder(folder)
+    except (ValueError, OSError) as exc:
+        raise MERDataError(str(exc), where=where) from exc
+    return dict(zip(numbers, files))
+
+
+def read_frame(path: Path, where: str, decode: bool) -> bytes:
+    """The file's bytes, after checking the image opens (and fully decodes when `decode`)."""
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            if decode:
+                image.load()
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
+        raise MERDataError(f"unreadable image {path} ({type(exc).__name__}: {exc})", where=where) from exc
+    return data
+
+
+def _decode_rgb(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def check_apex(apex: int, onset: int, offset: int, where: str) -> None:
+    if not onset <= apex <= offset:
+        raise MERDataError(f"apex {apex} lies outside the clip [{onset}, {offset}]", where=where)
+
+
+def check_spec(spec: ClipSpec) -> None:
+    """Sheet-level checks that need no frames."""
+    if spec.onset is not None and spec.offset is not None:
+        if spec.onset >= spec.offset:
+            raise MERDataError(f"onset {spec.onset} is not before offset {spec.offset}", where=spec.where)
+        if spec.apex is not None:
+            check_apex(spec.apex, spec.onset, spec.offset, spec.where)
+
+
+def estimate_apex(frame_bytes: list[bytes], numbers: list[int], use_spotting: bool, where: str) -> int:
+    """Apex frame number for a clip without one: optical-flow spotting, or the midpoint when turned off."""
+    if not use_spotting:
+        return numbers[(len(numbers) - 1) // 2]
+    from modeling_mer.optical_flow import spot_apex  # lazily: it loads opencv
+
+    try:
+        index = int(spot_apex([_decode_rgb(data) for data in frame_bytes]))
+    except ValueError as exc:  # e.g. frames of different sizes: name the clip, never fall back silently
+        raise MERDataError(f"apex spotting failed ({exc})", where=where) from exc
+    if not 0 <= index < len(numbers):
+        raise MERDataError(f"apex spotting returned index {index} for a clip of {len(numbers)} frames", where=where)
+    return numbers[index]
+
+
+def make_example(spec: ClipSpec, label: str, *, lazy: bool, spot_apex: bool) -> dict[str, Any]:
+    """Read one clip's frames onset..offset (inclusive, in frame order) into a schema row."""
+    check_spec(spec)
+    available = list_frames(spec.folder, spec.where)
+    onset = spec.onset if spec.onset is not None else min(available)
+    offset = spec.offset if spec.offset is not None else max(available)
+    if onset >= offset:
+        raise MERDataError(f"clip folder {spec.folder} holds a single frame", where=spec.where)
+    missing = [n for n in range(onset, offset + 1) if n not in available]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise MERDataError(
+            f"{len(missing)} missing frame(s) in {spec.folder} between onset {onset} and offset {offset}: {shown}",
+            where=spec.where,
+        )
+    numbers = list(range(onset, offset + 1))
+    paths = [available[n] for n in numbers]
+    need_pixels = spec.apex is None and spot_apex
+    data = [read_frame(p, spec.where, decode=not lazy or need_pixels) for p in paths]
+    if spec.apex is None:
+        apex, apex_source = estimate_apex(data, numbers, spot_apex, spec.where), "estimated"
+    else:
+        apex, apex_source = spec.apex, "annotated"
+    check_apex(apex, onset, offset, spec.where)
+    if lazy:
+        frames: list[Any] = [str(p) for p in paths]
+    else:
+        frames = [{"bytes": d, "path": p.relative_to(spec.frame_root).as_posix()} for d, p in zip(data, paths)]
+    return {
+        "dataset": spec.dataset,
+        "subject": spec.subject,
+        "clip_id": spec.clip_id,
+        "frames": frames,
+        "frame_numbers": numbers,
+        "onset": onset,
+        "apex": apex,
+        "apex_source": apex_source,
+        "offset": offset,
+        "fps": spec.fps,
+        "action_units": spec.action_units,
+        "emotion": spec.emotion,
+        "label": label,
+    }
