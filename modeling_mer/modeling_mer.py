@@ -369,6 +369,18 @@ class MERModel(MERPreTrainedModel):
         if config.freeze_spatial:
             self.spatial_encoder.requires_grad_(False)
 
+    def train(self, mode: bool = True) -> MERModel:
+        """Set training mode; a frozen spatial encoder (`freeze_spatial`) always stays in eval mode.
+
+        A frozen encoder is a fixed feature extractor: without dropout its frame embeddings are the same in
+        training and inference, so they can be computed once per clip and fed back as `frame_embeddings`
+        (train.py's feature store) with the same results as running the encoder every step.
+        """
+        super().train(mode)
+        if self.config.freeze_spatial:
+            self.spatial_encoder.eval()
+        return self
+
     @property
     def clip_embedding_size(self) -> int:
         return {
@@ -379,11 +391,12 @@ class MERModel(MERPreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
+        frame_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> MERModelOutput:
         r"""
@@ -391,10 +404,14 @@ class MERModel(MERPreTrainedModel):
         frame_mask (`(batch, frames)`, bool or 0/1): which frames are real; padded frames are neither encoded
             nor aggregated. Every clip needs at least one real frame.
         interpolate_pos_encoding: run the ViT at an image size other than the configured one.
+        frame_embeddings (`(batch, frames, spatial_hidden)`): instead of `pixel_values`, the spatial encoder's
+            per-frame CLS embeddings computed beforehand (the `frame_embeddings` of an earlier output): only
+            the temporal aggregator runs, as `inputs_embeds` skips a language model's embedding layer. With a
+            frozen encoder this gives what `pixel_values` gives (see `train`), at a fraction of the cost.
         """
-        if pixel_values.dim() != 5:
+        if (pixel_values is None) == (frame_embeddings is None):
             raise ValueError(
-                f"pixel_values must be (batch, frames, channels, height, width), got shape {tuple(pixel_values.shape)}"
+                "give exactly one of pixel_values (batch, frames, 3, H, W) and frame_embeddings (batch, frames, hidden)"
             )
         output_attentions = bool(output_attentions)
         output_hidden_states = bool(output_hidden_states)
@@ -403,22 +420,35 @@ class MERModel(MERPreTrainedModel):
                 "output_attentions=True needs eager attention (sdpa/flash return no weights): load the model with "
                 "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
             )
+        if frame_embeddings is not None:
+            width = self.config.vision_config.hidden_size
+            if frame_embeddings.dim() != 3 or frame_embeddings.shape[-1] != width:
+                raise ValueError(
+                    f"frame_embeddings must be (batch, frames, {width}), got shape {tuple(frame_embeddings.shape)}"
+                )
+            b, t = frame_embeddings.shape[:2]
+            frame_mask = self._check_frame_mask(frame_mask, b, t, frame_embeddings.device)
+            pooled, sequence, temporal_hidden, temporal_attn = self.aggregate(
+                frame_embeddings, frame_mask, output_hidden_states
+            )
+            return MERModelOutput(
+                last_hidden_state=sequence,
+                pooler_output=pooled,
+                frame_embeddings=frame_embeddings,
+                temporal_hidden_states=temporal_hidden if output_hidden_states else None,
+                temporal_attentions=temporal_attn if output_attentions else None,
+            )
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                f"pixel_values must be (batch, frames, channels, height, width), got shape {tuple(pixel_values.shape)}"
+            )
         b, t = pixel_values.shape[:2]
         flat = pixel_values.reshape(b * t, *pixel_values.shape[2:])  # all frames as one batch
+        frame_mask = self._check_frame_mask(frame_mask, b, t, pixel_values.device)
         valid = None
         if frame_mask is not None:
-            frame_mask = frame_mask.to(device=pixel_values.device, dtype=torch.bool)
-            if frame_mask.shape != (b, t):
-                raise ValueError(
-                    f"frame_mask must be (batch, frames) = {(b, t)}, got {tuple(frame_mask.shape)}"
-                )
-            if not bool(frame_mask.any(dim=1).all()):
-                raise ValueError("every clip needs at least one unmasked frame")
-            if bool(frame_mask.all()):
-                frame_mask = None
-            else:
-                valid = frame_mask.reshape(-1)
-                flat = flat[valid]
+            valid = frame_mask.reshape(-1)
+            flat = flat[valid]
 
         spatial_kwargs = {"interpolate_pos_encoding": interpolate_pos_encoding}
         if output_attentions:
@@ -430,18 +460,9 @@ class MERModel(MERPreTrainedModel):
             spatial = self.spatial_encoder(flat, **spatial_kwargs)
         cls = spatial.last_hidden_state[:, 0]  # after the ViT's final LayerNorm, as the official code
         frame_embeddings = _scatter_frames(cls, valid, b, t)  # (B, T, D)
-
-        temporal_hidden, temporal_attn = None, None
-        if self.config.aggregation == "transformer":
-            pooled, sequence, temporal_hidden, temporal_attn = self.aggregator(
-                frame_embeddings, frame_mask, output_hidden_states
-            )
-        elif self.config.aggregation == "lstm":
-            pooled, sequence = self.aggregator(frame_embeddings, frame_mask)
-        else:
-            weights = frame_mask.to(cls.dtype) if frame_mask is not None else cls.new_ones(b, t)
-            pooled = (frame_embeddings * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
-            sequence = frame_embeddings
+        pooled, sequence, temporal_hidden, temporal_attn = self.aggregate(
+            frame_embeddings, frame_mask, output_hidden_states
+        )
 
         return MERModelOutput(
             last_hidden_state=sequence,
@@ -456,6 +477,35 @@ class MERModel(MERPreTrainedModel):
             temporal_hidden_states=temporal_hidden if output_hidden_states else None,
             temporal_attentions=temporal_attn if output_attentions else None,
         )
+
+    @staticmethod
+    def _check_frame_mask(
+        frame_mask: torch.Tensor | None, b: int, t: int, device: torch.device
+    ) -> torch.Tensor | None:
+        """A (b, t) bool mask, or None when every frame is real."""
+        if frame_mask is None:
+            return None
+        frame_mask = frame_mask.to(device=device, dtype=torch.bool)
+        if frame_mask.shape != (b, t):
+            raise ValueError(f"frame_mask must be (batch, frames) = {(b, t)}, got {tuple(frame_mask.shape)}")
+        if not bool(frame_mask.any(dim=1).all()):
+            raise ValueError("every clip needs at least one unmasked frame")
+        return None if bool(frame_mask.all()) else frame_mask
+
+    def aggregate(
+        self, frame_embeddings: torch.Tensor, frame_mask: torch.Tensor | None, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """(batch, frames, spatial_hidden) -> clip embedding `(batch, clip_hidden)`, the temporal sequence, and
+        the temporal transformer's hidden states and attentions (None for the LSTM and the mean)."""
+        if self.config.aggregation == "transformer":
+            return self.aggregator(frame_embeddings, frame_mask, output_hidden_states)
+        if self.config.aggregation == "lstm":
+            pooled, sequence = self.aggregator(frame_embeddings, frame_mask)
+            return pooled, sequence, None, None
+        b, t = frame_embeddings.shape[:2]
+        weights = frame_mask.to(frame_embeddings.dtype) if frame_mask is not None else frame_embeddings.new_ones(b, t)
+        pooled = (frame_embeddings * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
+        return pooled, frame_embeddings, None, None
 
 
 class MERForVideoClassification(MERPreTrainedModel):
@@ -481,16 +531,19 @@ class MERForVideoClassification(MERPreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         class_weights: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
+        frame_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> MERVideoClassifierOutput:
         r"""
+        frame_embeddings (`(batch, frames, spatial_hidden)`): precomputed per-frame embeddings instead of
+            `pixel_values` (see `MERModel.forward`): only the aggregator and the head run.
         labels (`(batch,)`): class indices; gives `loss`.
         class_weights (`(num_labels,)`): per-class weights of the cross-entropy (e.g. inverse frequency of the
             training fold), since the datasets are strongly imbalanced.
@@ -501,6 +554,7 @@ class MERForVideoClassification(MERPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             interpolate_pos_encoding=interpolate_pos_encoding,
+            frame_embeddings=frame_embeddings,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = None
