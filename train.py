@@ -5,16 +5,23 @@
         --pretrained_spatial google/vit-base-patch16-224-in21k
     accelerate launch train.py --dataset composite --protocol composite \
         --data_dir casme2=~/data/CASME2 samm=~/data/SAMM smic=~/data/SMIC
+    accelerate launch train.py --dataset composite --protocol hde --data_dir casme2=... samm=... smic=...
+    accelerate launch train.py --dataset composite --protocol cross --train_on casme2 --test_on samm \
+        --data_dir casme2=~/data/CASME2 samm=~/data/SAMM
     train.py ... --fold 7          # one fold (cluster job arrays), then: train.py ... --aggregate
 
 The protocol, as this file runs it:
 1. build the dataset and store its optical flow once (cached);
-2. for every subject: train a fresh model on all other subjects for a FIXED number of epochs (or choose
-   the epoch on `--val_subjects` training subjects set aside), then predict the held-out subject (it is
-   never seen before that; `--select_on_test` instead keeps each fold's best epoch by held-out accuracy,
-   the official code's practice, labelled optimistic everywhere);
-3. pool the predictions of all folds and compute UF1/UAR (the MEGC convention);
-4. train the released model on all subjects with the same recipe; save it with its processor and card.
+2. make the folds of --protocol (modeling_mer.training.protocols): loso (one subject held out at a
+   time), composite (LOSO over the subjects of all datasets, MEGC2019), hde (one dataset held out at a
+   time, MEGC2018) or cross (train on some datasets, test on others);
+3. for every fold: train a fresh model on its training clips for a FIXED number of epochs (or choose
+   the epoch on `--val_subjects` training subjects set aside), then predict the held-out clips (never
+   seen before that; `--select_on_test` instead keeps each fold's best epoch by held-out accuracy, the
+   official code's practice, labelled optimistic everywhere): modeling_mer.training.selection;
+4. pool the predictions of all folds and compute UF1/UAR (the MEGC convention), per dataset too where
+   the protocol mixes datasets;
+5. train the released model on all clips with the same recipe; save it with its processor and card.
 Every epoch is checkpointed (`save_state`); `--resume` continues where a killed run stopped, and
 finished folds' predictions are kept in output_dir/folds/. Mixed precision and the number of processes
 come from `accelerate launch`.
@@ -40,19 +47,21 @@ from modeling_mer import MERConfig
 from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
 from modeling_mer.evaluation.metrics import compute_mer_metrics
 from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
-from modeling_mer.training.loop import (
-    FlowClips,
+from modeling_mer.training.loop import FlowClips, class_weights, make_loader, predict, train_one_epoch
+from modeling_mer.training.preprocessing import preprocess_dataset
+from modeling_mer.training.protocols import (
+    MULTI_DATASET_PROTOCOLS,
+    PROTOCOLS,
     Fold,
-    class_weights,
-    loso_folds,
-    make_loader,
-    predict,
+    describe,
+    make_folds,
     subject_keys,
-    train_one_epoch,
     validation_split,
 )
-from modeling_mer.training.preprocessing import preprocess_dataset
 from modeling_mer.training.run_setup import (
+    PROCESSOR_OPTIONS,
+    ModelChoice,
+    OptimizerSettings,
     base_config,
     build_model,
     build_processor,
@@ -70,6 +79,7 @@ from modeling_mer.training.run_state import (
     write_fold,
     write_progress,
 )
+from modeling_mer.training.selection import EpochSelection
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 # The demo's settings, used for --dataset synthetic where the command line leaves them unset: measured on
@@ -88,8 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--dataset", choices=DATASET_NAMES, default="synthetic")
     data.add_argument("--data_dir", nargs="+", default=None,
                       help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
-    data.add_argument("--protocol", choices=("loso", "composite"), default=None,
-                      help="loso (default), or composite: LOSO over the composite's 68 subjects with per-dataset figures")
+    data.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                      help="loso (one dataset; the default), composite (MEGC2019: LOSO over the composite's subjects, "
+                           "figures per dataset; the default for --dataset composite), hde (MEGC2018: hold out each "
+                           "dataset in turn) or cross (train on --train_on, test on --test_on)")
+    data.add_argument("--train_on", nargs="+", default=None, help="--protocol cross: the training datasets")
+    data.add_argument("--test_on", nargs="+", default=None, help="--protocol cross: the test datasets")
     data.add_argument("--class_set", default=None, help="which classes: 5class (CASME II, SAMM), 3class or all")
     data.add_argument("--on_error", choices=("raise", "skip"), default="raise", help="bad clips: stop, or skip and list them")
     data.add_argument("--cache_dir", default=None, help="datasets cache (built sets and stored flow)")
@@ -164,8 +178,14 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         p.error(f"--lr must be positive, got {args.lr}")
     if args.protocol is None:
         args.protocol = "composite" if args.dataset == "composite" else "loso"
-    if args.protocol == "composite" and args.dataset != "composite":
-        p.error(f"--protocol composite needs --dataset composite, got --dataset {args.dataset}")
+    if args.protocol in MULTI_DATASET_PROTOCOLS and args.dataset != "composite":
+        p.error(f"--protocol {args.protocol} mixes datasets: it needs --dataset composite, got --dataset {args.dataset}")
+    if args.protocol == "loso" and args.dataset == "composite":
+        p.error("--protocol loso is for one dataset; the composite's LOSO is --protocol composite")
+    if (args.train_on or args.test_on) and args.protocol != "cross":
+        p.error("--train_on / --test_on apply only to --protocol cross")
+    if args.protocol == "cross" and not (args.train_on and args.test_on):
+        p.error("--protocol cross needs --train_on and --test_on (dataset names, e.g. casme2 and samm)")
     if args.dataset == "synthetic" and args.data_dir:
         p.error("--data_dir: the synthetic set is generated, it takes no folder")
     if args.dataset not in ("synthetic", "composite") and (not args.data_dir or len(args.data_dir) != 1):
@@ -191,10 +211,22 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         p.error("--push_to_hub needs --hub_model_id user/name")
     if args.val_subjects < 0:
         p.error(f"--val_subjects must be >= 0, got {args.val_subjects}")
-    if args.val_subjects and args.select_on_test:
-        p.error("--val_subjects chooses epochs on training subjects, --select_on_test on the held-out one: pick one")
+    try:
+        EpochSelection.from_options(args.epochs, args.val_subjects, args.select_on_test)
+    except ValueError as err:
+        p.error(str(err))
     if args.fold is not None and args.aggregate:
         p.error("--fold runs one fold; --aggregate pools finished folds: use one or the other")
+
+
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    return ModelChoice(args.model, args.pretrained_spatial, args.num_frames, args.aggregation, args.dropout,
+                       args.image_size)
+
+
+def optimizer_settings(args: argparse.Namespace) -> OptimizerSettings:
+    return OptimizerSettings(args.optimizer, args.lr, args.weight_decay, args.momentum, args.warmup_ratio,
+                             args.gradient_accumulation_steps)
 
 
 def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
@@ -208,8 +240,8 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
         raw = load_mer_dataset(args.dataset, data_dir=args.data_dir, class_set=args.class_set,
                                cache_dir=args.cache_dir, on_error=args.on_error, **options)
         label_names = list(raw.features["label"].names)
-        config = base_config(args, label_names)
-        processor = build_processor(args, config)
+        config = base_config(model_choice(args), label_names)
+        processor = build_processor(args.model, config, {k: getattr(args, k) for k in PROCESSOR_OPTIONS})
         data = preprocess_dataset(raw, processor, num_proc=args.num_proc)
     flows = torch.from_numpy(np.asarray(data.with_format("numpy")[:]["flow"]))  # (N, T, C, S, S) float16
     meta = data.select_columns(["dataset", "subject", "clip_id", "label"]).to_pandas()
@@ -219,15 +251,18 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
 def train_and_predict(
     accelerator: Accelerator, args: argparse.Namespace, config: MERConfig, processor: Any,
     flows: torch.Tensor, labels: torch.Tensor, fold: Fold, fold_id: int | str, budget: dict[str, int],
+    selection: EpochSelection,
 ) -> tuple[torch.nn.Module, list[int], np.ndarray, int]:
     """Train a fresh model on `fold.train` (resuming from this fold's checkpoint if any); predict `fold.test`.
 
-    Returns the model, the test rows, their probabilities and the epoch whose predictions they are.
+    Returns the model, the test rows, their probabilities and the epoch whose predictions they are
+    (the last one, or the one `selection` chose).
     """
     seed = args.seed + (fold.index if fold_id != FINAL else 10_000)
     set_seed(seed)
-    model = build_model(args, config)
-    optimizer = make_optimizer(args, model)
+    model = build_model(model_choice(args), config)
+    settings = optimizer_settings(args)
+    optimizer = make_optimizer(settings, model)
     train_loader = make_loader(FlowClips(flows, labels, fold.train), args.batch_size, shuffle=True, seed=seed)
     test_loader = make_loader(FlowClips(flows, labels, fold.test), args.batch_size, shuffle=False, seed=seed)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -235,7 +270,7 @@ def train_and_predict(
     val_loader = None
     if fold.val:
         val_loader = accelerator.prepare(make_loader(FlowClips(flows, labels, fold.val), args.batch_size, False, seed))
-    scheduler = accelerator.prepare(make_scheduler(args, optimizer, len(train_loader)))
+    scheduler = accelerator.prepare(make_scheduler(settings, optimizer, selection.epochs, len(train_loader)))
     weights = class_weights(labels[fold.train].tolist(), config.num_labels) if args.class_balance == "loss" else None
     start, best = 0, None
     found = latest_checkpoint(Path(accelerator.project_dir))
@@ -243,29 +278,17 @@ def train_and_predict(
         accelerator.load_state(str(found[0]))
         accelerator.project_configuration.iteration = checkpoint_number(found[0]) + 1
         start, best = found[1]["epoch"] + 1, found[1].get("best")
-        accelerator.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {args.epochs})")
-    bar = tqdm(total=(args.epochs - start) * len(train_loader), desc=f"fold {fold.name}", leave=False,
+        accelerator.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {selection.epochs})")
+    bar = tqdm(total=(selection.epochs - start) * len(train_loader), desc=f"fold {fold.name}", leave=False,
                disable=not accelerator.is_local_main_process)
-    for epoch in range(start, args.epochs):
+    for epoch in range(start, selection.epochs):
         train_loader.set_epoch(epoch)
-        bar.set_description(f"fold {fold.name} epoch {epoch + 1}/{args.epochs}")
+        bar.set_description(f"fold {fold.name} epoch {epoch + 1}/{selection.epochs}")
         loss = train_one_epoch(accelerator, model, train_loader, optimizer, scheduler, processor, weights,
                                not args.no_augment, seed, epoch, len(labels), bar)
-        if args.select_on_test and test_loader is not None:
-            rows, probs = predict(accelerator, model, test_loader, processor)
-            accuracy = float((probs.argmax(1) == labels[rows].numpy()).mean())
-            if best is None or accuracy > best["accuracy"]:
-                best = {"epoch": epoch, "accuracy": accuracy, "rows": rows, "probs": probs.tolist()}
-        elif val_loader is not None and test_loader is not None:
-            # The epoch is chosen on the validation subjects alone; the held-out subject's predictions of
-            # that epoch are kept, the others are never looked at.
-            val_rows, val_probs = predict(accelerator, model, val_loader, processor)
-            val_uf1 = compute_mer_metrics(
-                labels[val_rows].tolist(), val_probs.argmax(1).tolist(), list(config.id2label.values())
-            )["uf1"]
-            if best is None or val_uf1 > best["val_uf1"]:
-                rows, probs = predict(accelerator, model, test_loader, processor)
-                best = {"epoch": epoch, "val_uf1": val_uf1, "rows": rows, "probs": probs.tolist()}
+        if selection.scores_every_epoch and test_loader is not None:
+            best = score_epoch(accelerator, model, processor, labels, config, selection, epoch, best,
+                               val_loader, test_loader)
         path = Path(accelerator.save_state())
         if accelerator.is_main_process:
             write_progress(path, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
@@ -276,11 +299,34 @@ def train_and_predict(
             raise StopRequested(f"--stop_after {args.stop_after}: stopped after {fold_id} epoch {epoch}")
     bar.close()
     if test_loader is None:
-        return model, [], np.zeros((0, config.num_labels)), args.epochs - 1
-    if (args.select_on_test or fold.val) and best is not None:
+        return model, [], np.zeros((0, config.num_labels)), selection.epochs - 1
+    if selection.scores_every_epoch and best is not None:
         return model, best["rows"], np.asarray(best["probs"]), best["epoch"]
     rows, probs = predict(accelerator, model, test_loader, processor)
-    return model, rows, probs, args.epochs - 1
+    return model, rows, probs, selection.epochs - 1
+
+
+def score_epoch(accelerator, model, processor, labels, config, selection, epoch, best, val_loader, test_loader):
+    """The selection's score of this epoch; keeps the held-out predictions of the best epoch so far.
+
+    validation: UF1 on the validation subjects alone, and the held-out predictions are computed only for
+    an epoch that improves on it (the others are never looked at); held_out: accuracy on the held-out
+    subject itself (optimistic).
+    """
+    if selection.strategy == "validation":
+        val_rows, val_probs = predict(accelerator, model, val_loader, processor)
+        score = compute_mer_metrics(
+            labels[val_rows].tolist(), val_probs.argmax(1).tolist(), list(config.id2label.values())
+        )["uf1"]
+        if not selection.improved(score, best):
+            return best
+        rows, probs = predict(accelerator, model, test_loader, processor)
+    else:
+        rows, probs = predict(accelerator, model, test_loader, processor)
+        score = float((probs.argmax(1) == labels[rows].numpy()).mean())
+        if not selection.improved(score, best):
+            return best
+    return {"epoch": epoch, "score": score, "rows": rows, "probs": probs.tolist()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -313,22 +359,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     # 1. data: the dataset and its optical flow, computed once and cached
     flows, meta, label_names, config, processor = load_flow_data(args, accelerator)
     labels = torch.tensor(meta["label"].to_numpy(), dtype=torch.long)
-    folds = loso_folds(meta["subject"].tolist(), meta["dataset"].tolist())
+    selection = EpochSelection.from_options(args.epochs, args.val_subjects, args.select_on_test)
+    subjects, datasets_of = meta["subject"].tolist(), meta["dataset"].tolist()
+    folds = make_folds(args.protocol, subjects, datasets_of, args.train_on or (), args.test_on or ())
     if args.val_subjects:
-        keys = subject_keys(meta["subject"].tolist(), meta["dataset"].tolist())
+        keys = subject_keys(subjects, datasets_of)
         folds = [validation_split(fold, keys, args.val_subjects, args.seed) for fold in folds]
+    protocol_text = describe(args.protocol, args.train_on or (), args.test_on or ())
     accelerator.print(
-        f"{args.dataset}: {len(meta)} clips, {len(folds)} subjects, classes {label_names}; "
+        f"{args.dataset}, {protocol_text}: {len(meta)} clips, {len(folds)} folds, classes {label_names}; "
         f"{config.num_frames} frames of {config.image_size} px, aggregation {config.aggregation}; "
         f"{accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}"
     )
     if args.fold is not None and not 0 <= args.fold < len(folds):
-        raise ValueError(f"--fold {args.fold}: this dataset has folds 0..{len(folds) - 1} ({len(folds)} subjects)")
+        raise ValueError(f"--fold {args.fold}: this protocol has folds 0..{len(folds) - 1} ({len(folds)} folds)")
     if args.select_on_test:
         accelerator.print("WARNING: --select_on_test picks epochs on the held-out subject: results are OPTIMISTIC")
     budget = {"epochs": 0}
 
-    # 2. leave one subject out: a fresh model per fold, the held-out subject seen only to predict
+    # 2. the protocol's folds: a fresh model per fold, the held-out clips seen only to predict
     todo = [folds[args.fold]] if args.fold is not None else ([] if args.aggregate else folds)
     try:
         for fold in todo:
@@ -336,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): kept from the previous run")
                 continue
             model, rows, probs, epoch = train_and_predict(
-                accelerator, args, config, processor, flows, labels, fold, fold.index, budget
+                accelerator, args, config, processor, flows, labels, fold, fold.index, budget, selection
             )
             frame = prediction_frame(rows, probs, meta, label_names, fold.name, epoch)
             if accelerator.is_main_process:
@@ -349,23 +398,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
         # 3. pool every fold's predictions: UF1 / UAR as in MEGC
         predictions = read_folds(output_dir, [f.index for f in folds])
-        if args.select_on_test:
-            selection = "best held-out epoch (optimistic)"
-        elif args.val_subjects:
-            selection = f"epoch chosen on {args.val_subjects} validation subject(s) of each training fold (max {args.epochs})"
-        else:
-            selection = f"fixed {args.epochs} epochs"
-        info = {"dataset": args.dataset, "protocol": args.protocol, "select_on_test": args.select_on_test,
-                "val_subjects": args.val_subjects, "selection": selection}
+        info = {"dataset": args.dataset, "protocol": args.protocol, "protocol_description": protocol_text,
+                "train_on": args.train_on, "test_on": args.test_on, "epoch_selection": selection.strategy,
+                "select_on_test": selection.optimistic, "val_subjects": args.val_subjects,
+                "selection": selection.description, "optimistic": selection.optimistic, "note": selection.note}
         metrics = pooled_metrics(predictions, label_names, info)
         metrics["seconds"] = round(time.time() - started, 1)
         if accelerator.is_main_process:
             write_reports(output_dir, predictions, metrics)
         accelerator.print(summary_line(metrics))
 
-        # 4. the released model: all subjects, same recipe
+        # 4. the released model: all clips, same recipe
         if not args.no_final_model:
-            train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget)
+            train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args,
+                              budget, selection)
     except StopRequested as stop:
         accelerator.print(f"{stop}; continue with --resume")
         return None
@@ -373,23 +419,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     return metrics
 
 
-def train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget):
+def train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget,
+                      selection: EpochSelection):
     """Train on every clip, save model + processor + card in output_dir, push if asked."""
     marker = output_dir / "final_model.json"
     if marker.exists():
         accelerator.print("final model: kept from the previous run")
     else:
         everyone = Fold(-1, FINAL, "", "", list(range(len(labels))), [])
-        final_args = args
-        if args.val_subjects:  # no held-out subject left to choose on: the folds' median choice
-            chosen = pd.read_csv(output_dir / "predictions.csv").groupby("fold")["epoch"].first()
-            final_args = argparse.Namespace(**{**vars(args), "epochs": int(np.median(chosen)) + 1})
-            accelerator.print(f"final model: {final_args.epochs} epochs (median of the folds' validation choices)")
-        model, *_ = train_and_predict(accelerator, final_args, config, processor, flows, labels, everyone, FINAL, budget)
+        chosen = pd.read_csv(output_dir / "predictions.csv").groupby("fold")["epoch"].first().tolist()
+        final = EpochSelection("fixed", selection.final_epochs(chosen))
+        if selection.strategy == "validation":  # no held-out subject left to choose on
+            accelerator.print(f"final model: {final.epochs} epochs (median of the folds' validation choices)")
+        model, *_ = train_and_predict(accelerator, args, config, processor, flows, labels, everyone, FINAL, budget,
+                                      final)
         if accelerator.is_main_process:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
-            marker.write_text(json.dumps({"trained_on": "all subjects", "epochs": final_args.epochs}))
+            marker.write_text(json.dumps({"trained_on": "all clips", "epochs": final.epochs}))
         accelerator.free_memory(model)
     if accelerator.is_main_process:
         described = {**run_args, "aggregation": config.aggregation, "num_frames": config.num_frames,

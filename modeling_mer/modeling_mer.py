@@ -508,8 +508,23 @@ class MERModel(MERPreTrainedModel):
         return pooled, frame_embeddings, None, None
 
 
+def clip_weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of each clip times its class's weight, averaged over the clips.
+
+    Not torch's `cross_entropy(weight=...)`, which divides by the sum of the weights in the batch: averaging
+    over clips makes the mean of per-process (or per-accumulation-step) losses equal the loss of the
+    whole batch, so one process and several compute the same updates.
+    """
+    losses = F.cross_entropy(logits.float(), labels.to(logits.device), reduction="none")
+    if class_weights is not None:
+        losses = losses * class_weights.to(device=losses.device, dtype=torch.float32)[labels.to(losses.device)]
+    return losses.mean()
+
+
 class MERForVideoClassification(MERPreTrainedModel):
-    """`MERModel` plus the classification head; cross-entropy loss (optionally class-weighted) with labels."""
+    """`MERModel` plus the classification head; with labels, the clip-weighted cross-entropy it is trained with."""
 
     def __init__(self, config: MERConfig):
         super().__init__(config)
@@ -544,9 +559,9 @@ class MERForVideoClassification(MERPreTrainedModel):
         r"""
         frame_embeddings (`(batch, frames, spatial_hidden)`): precomputed per-frame embeddings instead of
             `pixel_values` (see `MERModel.forward`): only the aggregator and the head run.
-        labels (`(batch,)`): class indices; gives `loss`.
-        class_weights (`(num_labels,)`): per-class weights of the cross-entropy (e.g. inverse frequency of the
-            training fold), since the datasets are strongly imbalanced.
+        labels (`(batch,)`): class indices; gives `loss`, the training objective of `train.py`.
+        class_weights (`(num_labels,)`): per-class weights (e.g. inverse frequency of the training fold, since
+            the datasets are strongly imbalanced); see `clip_weighted_cross_entropy`.
         """
         outputs = self.mer(
             pixel_values,
@@ -557,14 +572,7 @@ class MERForVideoClassification(MERPreTrainedModel):
             frame_embeddings=frame_embeddings,
         )
         logits = self.classifier(outputs.pooler_output)
-        loss = None
-        if labels is not None:
-            weight = (
-                class_weights.to(device=logits.device, dtype=torch.float32)
-                if class_weights is not None
-                else None
-            )
-            loss = F.cross_entropy(logits.float(), labels.to(logits.device), weight=weight)
+        loss = None if labels is None else clip_weighted_cross_entropy(logits, labels, class_weights)
         return MERVideoClassifierOutput(
             loss=loss,
             logits=logits,
@@ -579,6 +587,7 @@ class MERForVideoClassification(MERPreTrainedModel):
 
 __all__ = [
     "LinearPatchProjection",
+    "clip_weighted_cross_entropy",
     "MERModel",
     "MERForVideoClassification",
     "MERPreTrainedModel",

@@ -50,8 +50,10 @@ def test_class_weights_change_the_loss():
     x, labels = clip_batch(), torch.tensor([0, 2])
     weights = torch.tensor([1.0, 1.0, 5.0])
     out = model(x, labels=labels, class_weights=weights)
-    expected = nn.functional.cross_entropy(model(x).logits, labels, weight=weights)
-    assert torch.allclose(out.loss, expected)
+    # each clip's cross-entropy times its class weight, averaged over clips (not over the weights)
+    per_clip = nn.functional.cross_entropy(model(x).logits, labels, reduction="none")
+    assert torch.allclose(out.loss, (per_clip * weights[labels]).mean())
+    assert not torch.allclose(out.loss, nn.functional.cross_entropy(model(x).logits, labels, weight=weights))
 
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)

@@ -21,7 +21,8 @@ from PIL import Image
 import train
 from dataset_scripts.common import mer_features
 from dataset_scripts.synthetic import EMOTIONS, generate_clip
-from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow, loso_folds, validation_split
+from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow
+from modeling_mer.training.protocols import loso_folds, make_folds, validation_split
 
 FAST = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--batch_size", "4", "--lr", "3e-3"]
 
@@ -78,6 +79,74 @@ def test_folds_never_share_a_subject_and_composite_keeps_datasets_apart():
         loso_folds(["a", "a"])
 
 
+def test_protocol_folds_hde_and_cross_keep_test_datasets_out_of_training():
+    subjects = ["s01", "s02", "s01", "s03", "s01", "s02", "s04"]
+    datasets_ = ["casme2", "casme2", "samm", "samm", "smic", "smic", "smic"]
+    hde = make_folds("hde", subjects, datasets_)
+    assert [f.name for f in hde] == ["casme2", "samm", "smic"]  # one fold per dataset
+    for fold in hde:
+        assert {datasets_[i] for i in fold.test} == {fold.name}
+        assert fold.name not in {datasets_[i] for i in fold.train}
+        assert sorted(fold.train + fold.test) == list(range(len(subjects)))
+    (cross,) = make_folds("cross", subjects, datasets_, train_on=["casme2"], test_on=["samm"])
+    assert cross.train == [0, 1] and cross.test == [2, 3] and cross.name == "casme2->samm"
+    assert len(make_folds("composite", subjects, datasets_)) == 7  # LOSO over (dataset, subject)
+    with pytest.raises(ValueError, match="share casme2"):
+        make_folds("cross", subjects, datasets_, train_on=["casme2"], test_on=["casme2", "samm"])
+    with pytest.raises(ValueError, match="--test_on sammx: not in the data"):
+        make_folds("cross", subjects, datasets_, train_on=["casme2"], test_on=["sammx"])
+    with pytest.raises(ValueError, match="at least 2 datasets"):
+        make_folds("hde", subjects[:2], datasets_[:2])
+    with pytest.raises(ValueError, match="loso is for one dataset"):
+        make_folds("loso", subjects, datasets_)
+    # validation subjects come from the training side only, never from the held-out dataset
+    keys = [f"{d}/{s}" for d, s in zip(datasets_, subjects)]
+    split = validation_split(hde[0], keys, 2, seed=0)
+    assert len({keys[i] for i in split.val}) == 2 and not {datasets_[i] for i in split.val} & {"casme2"}
+    assert split.test == hde[0].test and sorted(split.train + split.val) == sorted(hde[0].train)
+
+
+def test_epoch_selection_strategies():
+    from modeling_mer.training.selection import EpochSelection
+
+    fixed = EpochSelection.from_options(12)
+    assert fixed.strategy == "fixed" and not fixed.scores_every_epoch and fixed.final_epochs([3, 5]) == 12
+    val = EpochSelection.from_options(12, val_subjects=2)
+    assert val.strategy == "validation" and val.final_epochs([2, 4, 9]) == 5 and not val.optimistic
+    assert val.improved(0.5, None) and not val.improved(0.5, {"score": 0.5}) and val.improved(0.6, {"score": 0.5})
+    held = EpochSelection.from_options(12, select_on_test=True)
+    assert held.optimistic and "OPTIMISTIC" in held.note and held.final_epochs([1]) == 12
+    with pytest.raises(ValueError, match="pick one"):
+        EpochSelection.from_options(12, val_subjects=1, select_on_test=True)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_loop_optimises_the_models_own_loss(weighted):
+    from accelerate import Accelerator
+
+    from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor
+    from modeling_mer.training.loop import FlowClips, make_loader, train_one_epoch
+
+    config = MERConfig.from_preset("tiny", labels=EMOTIONS, num_frames=2, vision_config={"image_size": 16},
+                                   temporal_dropout=0.0, head_dropout=0.0)
+    torch.manual_seed(0)
+    model = MERForVideoClassification(config)
+    processor = MERImageProcessor(image_size=16, num_frames=2, encoding="uv")
+    flows, labels = torch.randn(5, 2, 2, 16, 16).half(), torch.tensor([0, 1, 2, 0, 0])
+    # fold-level weights (from the whole fold, not this batch): the two means differ on a batch
+    weights = torch.tensor([0.5, 1.0, 4.0]) if weighted else None
+    expected = model(pixel_values=processor.encode_flow(flows.float()), labels=labels, class_weights=weights).loss
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    loader = make_loader(FlowClips(flows, labels, range(5)), 5, shuffle=False, seed=0)
+    got = train_one_epoch(Accelerator(cpu=True), model, loader, optimizer, scheduler, processor, weights,
+                          False, 0, 0, 5)
+    assert got == pytest.approx(float(expected.detach()), rel=1e-6)
+    if weighted:  # the objective averages over clips, not over the weights (torch's weighted mean)
+        logits = model(pixel_values=processor.encode_flow(flows.float())).logits
+        assert got != pytest.approx(float(torch.nn.functional.cross_entropy(logits, labels, weight=weights)))
+
+
 def test_hflip_negates_horizontal_flow_only_for_flow():
     flow = torch.zeros(2, 1, 2, 4, 4)
     flow[0, 0, 0, :, 0] = 1.0  # u = +1 on the left column of clip 0
@@ -109,6 +178,12 @@ def test_bad_arguments_are_named():
         train.parse_args(["--push_to_hub"])
     args = train.parse_args(["--dataset", "composite", "--data_dir", "casme2=/a", "samm=/b", "smic=/c"])
     assert args.protocol == "composite" and args.data_dir == {"casme2": "/a", "samm": "/b", "smic": "/c"}
+    for bad in (["--protocol", "hde"], ["--dataset", "composite", "--data_dir", "casme2=/a", "samm=/b",
+                                        "--protocol", "cross", "--train_on", "casme2"],
+                ["--train_on", "casme2"], ["--dataset", "composite", "--data_dir", "casme2=/a", "samm=/b",
+                                           "--protocol", "loso"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(bad)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -224,7 +299,7 @@ def test_fold_jobs_then_aggregate_equal_one_run(tmp_path, patched):
     whole, _ = run(tmp_path, "whole", *args)
     for k in range(3):
         assert run(tmp_path, "jobs", *args, "--fold", str(k))[0] is None
-    with pytest.raises(ValueError, match="--fold 3: this dataset has folds 0..2"):
+    with pytest.raises(ValueError, match="--fold 3: this protocol has folds 0..2"):
         run(tmp_path, "jobs", *args, "--fold", "3")
     pooled, out = run(tmp_path, "jobs", *args, "--aggregate")
     assert pooled["uf1"] == whole["uf1"] and pooled["confusion_matrix"] == whole["confusion_matrix"]
@@ -253,8 +328,6 @@ def test_hub_upload_takes_only_model_card_and_results(tmp_path, monkeypatch):
 
 
 def test_pretrained_spatial_is_loaded_once_per_run_and_keeps_the_seeded_init(tmp_path, monkeypatch):
-    import argparse
-
     from transformers import ViTConfig, ViTForImageClassification
 
     from modeling_mer import MERConfig, MERForVideoClassification
@@ -268,12 +341,12 @@ def test_pretrained_spatial_is_loaded_once_per_run_and_keeps_the_seeded_init(tmp
     monkeypatch.setattr(MERForVideoClassification, "from_pretrained_spatial",
                         classmethod(lambda cls, *a, **k: loads.append(a) or original(cls, *a, **k)))
     run_setup._pretrained_spatial_template.cache_clear()
-    args = argparse.Namespace(pretrained_spatial=str(tmp_path / "vit"), model="tiny")
+    choice = run_setup.ModelChoice("tiny", pretrained_spatial=str(tmp_path / "vit"))
     config = MERConfig.from_preset("tiny", labels=EMOTIONS)
     models = []
     for _ in range(2):
         torch.manual_seed(7)
-        models.append(run_setup.build_model(args, config))
+        models.append(run_setup.build_model(choice, config))
     assert len(loads) == 1
     first, second = (m.state_dict() for m in models)
     assert all(torch.equal(first[k], second[k]) for k in first)  # the fold's random parts too

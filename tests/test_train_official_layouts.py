@@ -48,3 +48,30 @@ def test_composite_loso_from_official_layouts(tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["per_dataset"]) == {"casme2", "samm", "smic"}
     assert saved["protocol"] == "composite" and saved["selection_touched_held_out"] is False
+
+
+@pytest.mark.slow
+def test_holdout_database_and_cross_dataset_from_official_layouts(tmp_path):
+    casme2_tree(tmp_path / "CASME2", rows_of_subjects(table("casme2_coding"), SUBJECTS["casme2"]))
+    samm_tree(tmp_path / "SAMM", rows_of_subjects(table("samm_coding"), SUBJECTS["samm"]))
+    smic_tree(tmp_path / "SMIC", rows_of_subjects(table("smic_hs_coding"), SUBJECTS["smic"]))
+    dirs = [f"casme2={tmp_path / 'CASME2'}", f"samm={tmp_path / 'SAMM'}", f"smic={tmp_path / 'SMIC'}"]
+    common = ["--dataset", "composite", "--crop", "none", "--epochs", "1", "--image_size", "32",
+              "--num_frames", "2", "--cache_dir", str(tmp_path / "cache"), "--no_final_model"]  # fmt: skip
+
+    # MEGC2018 HDE: one fold per dataset, each testing exactly that dataset's clips
+    metrics = train.main([*common, "--protocol", "hde", "--data_dir", *dirs, "--output_dir", str(tmp_path / "hde")])
+    predictions = pd.read_csv(tmp_path / "hde" / "predictions.csv", dtype=str)
+    assert metrics["num_folds"] == 3 and sorted(predictions["fold"].unique()) == ["casme2", "samm", "smic"]
+    assert (predictions["fold"] == predictions["dataset"]).all()
+    assert set(metrics["per_dataset"]) == {"casme2", "samm", "smic"} and metrics["protocol"] == "hde"
+    assert "holdout-database" in metrics["protocol_description"]
+    card = (tmp_path / "hde" / "metrics.json").read_text()
+    assert '"protocol": "hde"' in card
+
+    # train on CASME II, test on SAMM: only SAMM's clips are predicted
+    metrics = train.main([*common, "--protocol", "cross", "--train_on", "casme2", "--test_on", "samm",
+                          "--data_dir", *dirs[:2], "--output_dir", str(tmp_path / "cross")])  # fmt: skip
+    predictions = pd.read_csv(tmp_path / "cross" / "predictions.csv", dtype=str)
+    assert set(predictions["dataset"]) == {"samm"} and set(predictions["fold"]) == {"casme2->samm"}
+    assert metrics["num_samples"] == len(predictions) and metrics["test_on"] == ["samm"]

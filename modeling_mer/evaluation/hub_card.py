@@ -65,7 +65,7 @@ def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], re
         EvalResult(
             task_type="video-classification",
             dataset_type=dataset,
-            dataset_name=f"{dataset} ({metrics['protocol']}, pooled LOSO)",
+            dataset_name=f"{dataset} ({metrics['protocol_description']}, pooled)",
             metric_type=kind,
             metric_name=f"{kind.upper()}{' (optimistic: selected on held-out subject)' if metrics['optimistic'] else ''}",
             metric_value=round(float(metrics[kind]), 4),
@@ -78,7 +78,7 @@ def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], re
             EvalResult(
                 task_type="video-classification",
                 dataset_type=name,
-                dataset_name=f"{name} (part of the composite)",
+                dataset_name=f"{name} ({metrics['protocol']}, the clips of this dataset)",
                 metric_type=kind,
                 metric_name=kind.upper(),
                 metric_value=round(float(part[kind]), 4),

@@ -1,8 +1,8 @@
 """Outputs of a LOSO run: metrics.json, predictions.csv, figures, the model card, the Hub upload.
 
 Every output says which protocol produced it and whether model selection touched the held-out subject
-(`--select_on_test`), because those numbers are optimistic and must never be compared with honest ones
-unlabelled.
+(`--select_on_test`, see `modeling_mer.training.selection`), because those numbers are optimistic and
+must never be compared with honest ones unlabelled.
 """
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ import pandas as pd  # noqa: E402
 
 from .metrics import compute_mer_metrics  # noqa: E402
 
-OPTIMISTIC_NOTE = (
-    "OPTIMISTIC: --select_on_test picked each fold's epoch by its accuracy on the held-out subject (the "
-    "official code's practice); these figures overestimate performance on unseen subjects."
-)
-HONEST_NOTE = "No model selection on the held-out subject: a fixed number of epochs, chosen before testing."
-VALIDATION_NOTE = (
-    "No model selection on the held-out subject: each fold's epoch was chosen by UF1 on validation subjects "
-    "set aside from its training subjects."
-)
 # Only these files of the output folder go to the Hub: never dataset frames, flow caches or checkpoints.
 HUB_FILES = [
     "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "*.py",
@@ -37,24 +28,24 @@ HUB_FILES = [
 
 
 def pooled_metrics(predictions: pd.DataFrame, label_names: list[str], info: dict[str, Any]) -> dict[str, Any]:
-    """compute_mer_metrics on the pooled predictions, plus the run's protocol and selection labels."""
-    composite = predictions["dataset"].nunique() > 1
+    """compute_mer_metrics on the pooled predictions, plus the run's protocol and selection labels.
+
+    `info` holds at least `protocol`, `optimistic` (selection touched the held-out subject) and `note`
+    (what the selection was, in words). Per-dataset figures come with the protocols that mix datasets.
+    """
+    by_dataset = info["protocol"] in ("composite", "hde", "cross") and predictions["dataset"].nunique() > 1
     metrics = compute_mer_metrics(
         predictions["label"].tolist(),
         predictions["prediction"].tolist(),
         label_names,
         folds=predictions["fold"].tolist(),
-        datasets=predictions["dataset"].tolist() if composite else None,
+        datasets=predictions["dataset"].tolist() if by_dataset else None,
     )
     metrics.update(info)
     metrics["num_folds"] = int(predictions["fold"].nunique())
     metrics["label_names"] = list(label_names)
-    metrics["selection_touched_held_out"] = bool(info.get("select_on_test"))
-    metrics["optimistic"] = bool(info.get("select_on_test"))
-    if info.get("select_on_test"):
-        metrics["note"] = OPTIMISTIC_NOTE
-    else:
-        metrics["note"] = VALIDATION_NOTE if info.get("val_subjects") else HONEST_NOTE
+    metrics["optimistic"] = bool(info["optimistic"])
+    metrics["selection_touched_held_out"] = metrics["optimistic"]
     return metrics
 
 
@@ -111,9 +102,7 @@ def write_reports(output_dir: Path, predictions: pd.DataFrame, metrics: dict[str
 
 
 __all__ = [
-    "HONEST_NOTE",
     "HUB_FILES",
-    "OPTIMISTIC_NOTE",
     "plot_confusion",
     "plot_per_subject",
     "pooled_metrics",

@@ -1,87 +1,23 @@
-"""Training helpers for `train.py`: LOSO folds, stored-flow batches, flow-aware augmentation, the loops.
+"""The training loop of `train.py`: stored-flow batches, flow-aware augmentation, an epoch, prediction.
 
-Why the pieces look as they do:
-* folds group clips by (dataset, subject): composite subjects of different datasets never merge, and a
-  subject is never on both sides of a fold (`loso_folds` checks it).
+Why the pieces look as they do (the folds are in `protocols.py`, the epoch choice in `selection.py`):
 * flow is stored once (float16, `preprocess_dataset`) and encoded per batch (`encode_flow`), so the
   horizontal flip can act on the flow itself: flip W and negate u, as a mirrored face moves.
-* flips are drawn from (seed, epoch, row), not from a running RNG, and the loss is a class-weighted
-  mean over clips (not over weights): a 2-process run then computes the same updates as one process
-  with the same global batch.
+* flips are drawn from (seed, epoch, row), not from a running RNG, and the loss (the model's own,
+  `clip_weighted_cross_entropy`) is a class-weighted mean over clips (not over weights): a 2-process run
+  then computes the same updates as one process with the same global batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..processing_mer import MERImageProcessor
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One leave-one-subject-out split: `name` is the held-out subject (dataset/subject for composites)."""
-
-    index: int
-    name: str
-    dataset: str
-    subject: str
-    train: list[int]
-    test: list[int]
-    val: list[int] = field(default_factory=list)  # training subjects set aside to choose the epoch
-
-
-def subject_keys(subjects: Sequence[str], datasets: Sequence[str] | None) -> list[str]:
-    """A subject key per clip: `dataset/subject` when several datasets are mixed, else `subject`."""
-    if datasets is not None and len(set(datasets)) > 1:
-        return [f"{d}/{s}" for d, s in zip(datasets, subjects)]
-    return [str(s) for s in subjects]
-
-
-def loso_folds(subjects: Sequence[str], datasets: Sequence[str] | None = None) -> list[Fold]:
-    """One fold per subject (sorted), holding out all of that subject's clips."""
-    if len(subjects) == 0:
-        raise ValueError("loso_folds: the dataset has no clips")
-    keys = subject_keys(subjects, datasets)
-    names = sorted(set(keys))
-    if len(names) < 2:
-        raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {names}")
-    folds = []
-    for index, name in enumerate(names):
-        test = [i for i, k in enumerate(keys) if k == name]
-        train = [i for i, k in enumerate(keys) if k != name]
-        first = test[0]
-        dataset = str(datasets[first]) if datasets is not None else ""
-        folds.append(Fold(index, name, dataset, str(subjects[first]), train, test))
-        if {keys[i] for i in train} & {keys[i] for i in test}:  # cannot happen; guards future edits
-            raise AssertionError(f"fold {name}: a subject is on both sides")
-    return folds
-
-
-def validation_split(fold: Fold, keys: Sequence[str], num_subjects: int, seed: int) -> Fold:
-    """Move `num_subjects` whole subjects (drawn from the seed) from the fold's training rows to `val`.
-
-    The held-out subject is untouched: the epoch is then chosen on subjects the fold trains without, so
-    the test subject stays unseen until its final predictions.
-    """
-    subjects = sorted({keys[i] for i in fold.train})
-    if not 0 < num_subjects < len(subjects):
-        raise ValueError(
-            f"--val_subjects {num_subjects}: fold {fold.name} has {len(subjects)} training subjects; "
-            "keep at least one for training"
-        )
-    chosen = set(np.random.default_rng([seed, fold.index]).choice(subjects, num_subjects, replace=False))
-    return replace(
-        fold,
-        train=[i for i in fold.train if keys[i] not in chosen],
-        val=[i for i in fold.train if keys[i] in chosen],
-    )
 
 
 class FlowClips(Dataset):
@@ -134,14 +70,6 @@ def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def balanced_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Cross-entropy weighted per clip and averaged over clips (so per-process means average exactly)."""
-    losses = F.cross_entropy(logits.float(), labels, reduction="none")
-    if weights is not None:
-        losses = losses * weights.to(losses.device)[labels]
-    return losses.mean()
-
-
 def train_one_epoch(
     accelerator: Any,
     model: torch.nn.Module,
@@ -164,8 +92,8 @@ def train_one_epoch(
         if augment:
             flow = hflip_flow(flow, flip_decisions(batch["row"], seed, epoch, total_rows))
         with accelerator.accumulate(model):
-            logits = model(pixel_values=processor.encode_flow(flow)).logits
-            loss = balanced_loss(logits, batch["labels"], weights)
+            # the model's own loss is the objective: the released model reports what it was trained on
+            loss = model(pixel_values=processor.encode_flow(flow), labels=batch["labels"], class_weights=weights).loss
             accelerator.backward(loss)
             optimizer.step()
             if accelerator.sync_gradients:
@@ -196,16 +124,11 @@ def predict(
 
 
 __all__ = [
-    "Fold",
     "FlowClips",
-    "balanced_loss",
     "class_weights",
     "flip_decisions",
     "hflip_flow",
-    "loso_folds",
     "make_loader",
     "predict",
-    "subject_keys",
     "train_one_epoch",
-    "validation_split",
 ]

@@ -1,17 +1,18 @@
-"""Building what one training run needs from `train.py`'s arguments: processor, model, optimizer.
+"""Building what one training run needs: config, processor, model, optimizer, schedule.
 
-Kept apart from the loop so that the LOSO protocol in train.py reads top to bottom; every fold calls
-`build_model` afresh (after seeding), so folds never share weights.
+Kept apart from the loop so that the protocol in train.py reads top to bottom; every fold calls
+`build_model` afresh (after seeding), so folds never share weights. The inputs are two typed records,
+`ModelChoice` and `OptimizerSettings`, which train.py fills from its command line once.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +26,50 @@ from ..processing_mer import MERImageProcessor
 PROCESSOR_OPTIONS = ("crop", "flow", "encoding", "uv_scale", "input_mode", "sampling")
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """The architecture and its initialisation; None fields keep the preset's or saved model's value."""
+
+    model: str  # a preset name, a Hub id or a local folder of a saved MER model
+    pretrained_spatial: str | None = None  # a ViT checkpoint (Hub id or folder) for the spatial encoder
+    num_frames: int | None = None
+    aggregation: str | None = None
+    dropout: float | None = None  # temporal and head dropout
+    image_size: int | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    name: str = "adamw"  # or "sgd" (the paper's)
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # SGD only
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+
+
 def is_preset(model: str) -> bool:
     return model in PRESETS
 
 
-def base_config(args: argparse.Namespace, label_names: list[str]) -> MERConfig:
+def base_config(choice: ModelChoice, label_names: list[str]) -> MERConfig:
     """The architecture: a preset with the command line's overrides, or a saved MER model's config."""
     overrides: dict[str, Any] = {}
-    if args.num_frames is not None:
-        overrides["num_frames"] = args.num_frames
-    if args.aggregation is not None:
-        overrides["aggregation"] = args.aggregation
-    if args.dropout is not None:
-        overrides.update(temporal_dropout=args.dropout, head_dropout=args.dropout)
-    if is_preset(args.model):
-        if args.image_size is not None:
-            overrides["vision_config"] = {"image_size": args.image_size}
-        return MERConfig.from_preset(args.model, labels=label_names, **overrides)
-    if args.model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(args.model)):
-        raise ValueError(f"--model {args.model!r}: no such folder (and not a preset: {', '.join(PRESETS)})")
-    config = MERConfig.from_pretrained(args.model)
-    if args.image_size is not None and args.image_size != config.image_size:
-        raise ValueError(f"--image_size {args.image_size} differs from {args.model}'s {config.image_size}")
+    if choice.num_frames is not None:
+        overrides["num_frames"] = choice.num_frames
+    if choice.aggregation is not None:
+        overrides["aggregation"] = choice.aggregation
+    if choice.dropout is not None:
+        overrides.update(temporal_dropout=choice.dropout, head_dropout=choice.dropout)
+    if is_preset(choice.model):
+        if choice.image_size is not None:
+            overrides["vision_config"] = {"image_size": choice.image_size}
+        return MERConfig.from_preset(choice.model, labels=label_names, **overrides)
+    if choice.model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(choice.model)):
+        raise ValueError(f"--model {choice.model!r}: no such folder (and not a preset: {', '.join(PRESETS)})")
+    config = MERConfig.from_pretrained(choice.model)
+    if choice.image_size is not None and choice.image_size != config.image_size:
+        raise ValueError(f"--image_size {choice.image_size} differs from {choice.model}'s {config.image_size}")
     for key, value in overrides.items():
         setattr(config, key, value)
     config.id2label = dict(enumerate(label_names))
@@ -54,13 +77,13 @@ def base_config(args: argparse.Namespace, label_names: list[str]) -> MERConfig:
     return config
 
 
-def build_processor(args: argparse.Namespace, config: MERConfig) -> MERImageProcessor:
-    """Processor settings: a saved model's own processor if it has one, then the command line's choices."""
-    saved = Path(args.model) / "preprocessor_config.json"
-    kwargs = {k: getattr(args, k) for k in PROCESSOR_OPTIONS if getattr(args, k, None) is not None}
+def build_processor(model: str, config: MERConfig, options: dict[str, Any]) -> MERImageProcessor:
+    """Processor settings: a saved model's own processor if it has one, then `options` (None: unset)."""
+    saved = Path(model) / "preprocessor_config.json"
+    kwargs = {k: v for k, v in options.items() if v is not None}
     kwargs.update(image_size=config.image_size, num_frames=config.num_frames)
-    if not is_preset(args.model) and saved.exists():
-        return MERImageProcessor.from_pretrained(args.model, **kwargs)
+    if not is_preset(model) and saved.exists():
+        return MERImageProcessor.from_pretrained(model, **kwargs)
     return MERImageProcessor(**kwargs)
 
 
@@ -72,37 +95,48 @@ def _pretrained_spatial_template(source: str, config_json: str) -> MERForVideoCl
         return MERForVideoClassification.from_pretrained_spatial(source, MERConfig.from_dict(json.loads(config_json)))
 
 
-def build_model(args: argparse.Namespace, config: MERConfig) -> MERForVideoClassification:
+def build_model(choice: ModelChoice, config: MERConfig) -> MERForVideoClassification:
     """A fresh model for one fold: random, spatial encoder from a ViT, or a saved MER model's weights."""
-    if args.pretrained_spatial:
-        template = _pretrained_spatial_template(args.pretrained_spatial, config.to_json_string())
+    if choice.pretrained_spatial:
+        template = _pretrained_spatial_template(choice.pretrained_spatial, config.to_json_string())
         model = MERForVideoClassification(copy.deepcopy(template.config))
         model.mer.spatial_encoder.load_state_dict(template.mer.spatial_encoder.state_dict())
         return model
-    if is_preset(args.model):
+    if is_preset(choice.model):
         return MERForVideoClassification(config)
-    if not os.path.isdir(args.model) and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ValueError(f"--model {args.model!r}: not a preset nor a local folder, and HF_HUB_OFFLINE=1")
-    return MERForVideoClassification.from_pretrained(args.model, config=config, ignore_mismatched_sizes=True)
+    if not os.path.isdir(choice.model) and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ValueError(f"--model {choice.model!r}: not a preset nor a local folder, and HF_HUB_OFFLINE=1")
+    return MERForVideoClassification.from_pretrained(choice.model, config=config, ignore_mismatched_sizes=True)
 
 
-def make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(settings: OptimizerSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
     """AdamW (default) or SGD with momentum (the paper's); no weight decay on norms, biases, embeddings."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         (no_decay if param.ndim < 2 or "embeddings" in name or "token" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if args.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum)
-    return torch.optim.AdamW(groups, lr=args.lr)
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if settings.name == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
+    return torch.optim.AdamW(groups, lr=settings.lr)
 
 
-def make_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, batches_per_epoch: int) -> Any:
+def make_scheduler(
+    settings: OptimizerSettings, optimizer: torch.optim.Optimizer, epochs: int, batches_per_epoch: int
+) -> Any:
     """Linear warmup then cosine decay over the run's optimizer steps (this process's batches / accumulation)."""
-    total = max(1, args.epochs * math.ceil(batches_per_epoch / args.gradient_accumulation_steps))
-    return get_cosine_schedule_with_warmup(optimizer, round(args.warmup_ratio * total), total)
+    total = max(1, epochs * math.ceil(batches_per_epoch / settings.gradient_accumulation_steps))
+    return get_cosine_schedule_with_warmup(optimizer, round(settings.warmup_ratio * total), total)
 
 
-__all__ = ["base_config", "build_model", "build_processor", "is_preset", "make_optimizer", "make_scheduler"]
+__all__ = [
+    "ModelChoice",
+    "OptimizerSettings",
+    "base_config",
+    "build_model",
+    "build_processor",
+    "is_preset",
+    "make_optimizer",
+    "make_scheduler",
+]
