@@ -13,6 +13,12 @@ from transformers import PreTrainedConfig, ViTConfig
 
 AGGREGATIONS = ("transformer", "lstm", "mean")
 
+# Pipeline tasks that the installed package registered with transformers (`import modeling_mer` fills it).
+# A config loaded while they are registered does not point to its exported pipeline code for them, so
+# `pipeline("video-classification", model=dir)` needs no `trust_remote_code`; the copy of this file that is
+# exported with a model keeps it empty, so there `custom_pipelines` stays in force.
+LOCALLY_REGISTERED_PIPELINES: set[str] = set()
+
 # The official class orders (the SLSTT code, the MEGC2019 composite): the label order of the official
 # checkpoints and of the datasets' builders, so a converted model and a built dataset agree.
 CLASS_SETS: dict[str, list[str]] = {
@@ -97,6 +103,12 @@ class MERConfig(PreTrainedConfig):
         head_dropout (`float`): dropout applied to the clip embedding before the head.
         freeze_spatial (`bool`):
             Keep the spatial encoder fixed (no gradients), as the official code does.
+        pretrained_spatial (`str` or `None`):
+            The ViT checkpoint the spatial encoder started from (set by `from_pretrained_spatial`): the model
+            card's `base_model`.
+        train_datasets (`list[str]` or `None`):
+            The datasets the weights were trained on (e.g. `["casme2"]`, `["synthetic"]`; set by `train.py`):
+            they fix the model card's licence, since weights inherit the terms of the data.
     """
 
     model_type = "mer"
@@ -116,9 +128,18 @@ class MERConfig(PreTrainedConfig):
     head_dropout: float = 0.1
     freeze_spatial: bool = False
     initializer_range: float = 0.02
+    pretrained_spatial: str | None = None
+    train_datasets: list[str] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        pipelines = getattr(self, "custom_pipelines", None)
+        if pipelines and LOCALLY_REGISTERED_PIPELINES:
+            kept = {task: spec for task, spec in pipelines.items() if task not in LOCALLY_REGISTERED_PIPELINES}
+            if kept:
+                self.custom_pipelines = kept
+            else:
+                del self.custom_pipelines
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if self.num_frames < 1:
@@ -140,6 +161,12 @@ class MERConfig(PreTrainedConfig):
     def image_size(self) -> int:
         size = self.vision_config.image_size
         return size if isinstance(size, int) else size[0]
+
+    @property
+    def patch_size(self) -> int:
+        """The ViT's square patch side (ViTConfig allows a pair)."""
+        patch = self.vision_config.patch_size
+        return patch if isinstance(patch, int) else patch[0]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> MERConfig:
@@ -163,4 +190,4 @@ class MERConfig(PreTrainedConfig):
         return cls(**kwargs)
 
 
-__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS"]
+__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS", "LOCALLY_REGISTERED_PIPELINES"]

@@ -52,10 +52,8 @@ class LinearPatchProjection(nn.Module):
 def build_spatial_encoder(config: MERConfig) -> ViTModel:
     """A transformers ViT without pooler whose patch embedding is `LinearPatchProjection`."""
     vit = ViTModel(config.vision_config, add_pooling_layer=False)
-    patch = config.vision_config.patch_size
-    patch = patch if isinstance(patch, int) else patch[0]
     projection = LinearPatchProjection(
-        config.vision_config.num_channels, config.vision_config.hidden_size, patch
+        config.vision_config.num_channels, config.vision_config.hidden_size, config.patch_size
     )
     # The ViT was initialised by its own post_init before the swap, and a later post_init of the outer model
     # skips it as already initialised: initialise the new projection here (as ViT does its conv).
@@ -320,8 +318,7 @@ class MERPreTrainedModel(PreTrainedModel):
         config.vision_config = type(config.vision_config)(**vision)
         model = cls(config)
         state = vit.state_dict()
-        patch = config.vision_config.patch_size
-        grid = config.image_size // (patch if isinstance(patch, int) else patch[0])
+        grid = config.image_size // config.patch_size
         key = "embeddings.position_embeddings"
         state[key] = resize_position_embeddings(state[key], grid)
         encoder = model.mer.spatial_encoder if hasattr(model, "mer") else model.spatial_encoder

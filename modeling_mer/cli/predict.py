@@ -199,9 +199,7 @@ def _draw(
     shown = int(np.argmin(np.abs(numbers - result["apex"])))
     real = int(np.argmin(np.abs(np.asarray(clip.frame_numbers) - numbers[shown])))  # a real frame to show
     face = crop_resize(clip[real], tuple(result["crop_box"]), DISPLAY_SIZE)
-    patch = model.config.vision_config.patch_size
-    patch = patch if isinstance(patch, int) else patch[0]
-    heat = heat_on_face(explanation.spatial[shown], processor.image_size, patch, DISPLAY_SIZE)
+    heat = heat_on_face(explanation.spatial[shown], processor.image_size, model.config.patch_size, DISPLAY_SIZE)
     mean = torch.tensor(processor.image_mean).view(3, 1, 1)
     std = torch.tensor(processor.image_std).view(3, 1, 1)
     seen = (pixel_values[0, shown].float().cpu() * std + mean).permute(1, 2, 0).numpy()  # the ViT's input
