@@ -234,6 +234,7 @@ class SingleSourceBuilder(MERBuilder):
                 else:
                     excluded[spec.emotion_key] += 1
             plan.notes.append(f"Frames from the {source._frame_root()[1]} release.")
+            plan.notes += source.notes
             plan.notes += excluded_note(self.class_set, excluded)
             self._mer_plan = plan
         return self._mer_plan

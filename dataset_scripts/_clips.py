@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modeling_mer.video_io import list_frame_folder
+from modeling_mer.video_io import check_one_size, list_frame_folder
 
 from ._records import ClipSpec, MERDataError
 
@@ -30,16 +30,18 @@ def list_frames(folder: Path, where: str) -> dict[int, Path]:
     return dict(zip(numbers, files))
 
 
-def read_frame(path: Path, where: str, decode: bool) -> bytes:
-    """The file's bytes, after checking the image opens (and fully decodes when `decode`)."""
+def read_frame(path: Path, where: str, decode: bool) -> tuple[bytes, tuple[int, int]]:
+    """The file's bytes and (width, height), after checking the image opens (and fully decodes when
+    `decode`; without it a truncated file is found when the frame is first decoded, naming the file)."""
     try:
         data = path.read_bytes()
         with Image.open(io.BytesIO(data)) as image:
             if decode:
                 image.load()
+            size = image.size
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
         raise MERDataError(f"unreadable image {path} ({type(exc).__name__}: {exc})", where=where) from exc
-    return data
+    return data, size
 
 
 def _decode_rgb(data: bytes) -> np.ndarray:
@@ -94,7 +96,12 @@ def make_example(spec: ClipSpec, label: str, *, lazy: bool, spot_apex: bool) -> 
     numbers = list(range(onset, offset + 1))
     paths = [available[n] for n in numbers]
     need_pixels = spec.apex is None and spot_apex
-    data = [read_frame(p, spec.where, decode=not lazy or need_pixels) for p in paths]
+    read = [read_frame(p, spec.where, decode=not lazy or need_pixels) for p in paths]
+    data = [d for d, _ in read]
+    try:
+        check_one_size([size for _, size in read], numbers, str(spec.folder))
+    except ValueError as exc:
+        raise MERDataError(str(exc), where=spec.where) from exc
     if spec.apex is None:
         apex, apex_source = estimate_apex(data, numbers, spot_apex, spec.where), "estimated"
     else:

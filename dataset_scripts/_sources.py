@@ -11,10 +11,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+import datasets
+
 from ._clips import check_spec
 from ._layout import find_frame_root, find_sheet
 from ._records import BadClip, ClipSpec, MERDataError, normalise_emotion
 from ._sheets import cell_text, parse_frame_cell, read_sheet
+
+logger = datasets.logging.get_logger(__name__)
 
 
 class ClipSource(ABC):
@@ -31,6 +35,7 @@ class ClipSource(ABC):
         self.release = release
         self.sheet = sheet
         self._specs: list[ClipSpec | BadClip] | None = None
+        self.notes: list[str] = []  # what the build report must say about this source (never silent)
 
     @property
     def frame_root(self) -> Path:
@@ -85,15 +90,15 @@ class SheetSource(ClipSource):
         if not rows:
             raise MERDataError("the coding sheet has a column row but no clips", where=str(path))
         root = self.frame_root
-        specs: list[ClipSpec | BadClip] = []
-        first_row: dict[tuple[str, str], str] = {}
+        read: list[tuple[tuple[str, str] | None, ClipSpec | BadClip]] = []
         for row in rows:
             clip = cell_text(row.cells["filename"])
             subject = cell_text(row.cells["subject"])
+            key = None
             try:
                 subject = self.subject_id(row.cells["subject"], row.where)
-                if not clip:
-                    raise MERDataError("empty Filename cell", where=row.where)
+                check_clip_name(clip, row.where)
+                key = (subject, clip)
                 spec = ClipSpec(
                     dataset=self.dataset,
                     subject=subject,
@@ -109,10 +114,75 @@ class SheetSource(ClipSource):
                     where=row.where,
                 )
                 check_spec(spec)
-                earlier = first_row.setdefault((subject, clip), row.where)
-                if earlier != row.where:
-                    raise MERDataError(f"clip {subject}/{clip} is annotated twice (also {earlier})", where=row.where)
-                specs.append(spec)
+                read.append((key, spec))
             except MERDataError as exc:
-                specs.append(BadClip.from_error(self.dataset, subject or "?", clip or "?", row.where, exc))
+                read.append((key, BadClip.from_error(self.dataset, subject or "?", clip or "?", row.where, exc)))
+        return self._merge_repeated_rows(read)
+
+    def _merge_repeated_rows(
+        self, read: list[tuple[tuple[str, str] | None, ClipSpec | BadClip]]
+    ) -> list[ClipSpec | BadClip]:
+        """One entry per clip. A row repeating an earlier one exactly is dropped and named in the notes;
+        rows giving one clip different annotations make the clip bad (no row wins)."""
+        groups: dict[tuple[str, str], list[ClipSpec | BadClip]] = {}
+        for key, entry in read:
+            if key is not None:
+                groups.setdefault(key, []).append(entry)
+        specs: list[ClipSpec | BadClip] = []
+        for key, entry in read:
+            group = groups.get(key) if key is not None else None
+            if group is None or len(group) == 1:
+                specs.append(entry)
+                continue
+            if entry is not group[0]:
+                continue  # the clip's entry was made at its first row
+            first = group[0]
+            wheres = [e.where for e in group]
+            if all(isinstance(e, ClipSpec) for e in group) and len({_annotation(e) for e in group}) == 1:
+                specs.append(first)
+                note = (
+                    f"{self.dataset} clip {key[0]}/{key[1]} is annotated identically in {len(group)} rows "
+                    f"({'; '.join(wheres)}); it is built once."
+                )
+                logger.warning(note)
+                self.notes.append(note)
+                continue
+            details = "; ".join(
+                f"{_row_label(e.where)}: "
+                + (_describe(e) if isinstance(e, ClipSpec) else e.reason)
+                for e in group
+            )
+            specs.append(
+                BadClip(
+                    self.dataset, key[0], key[1], group[-1].where,
+                    f"clip {key[0]}/{key[1]} is annotated {len(group)} times with different values ({details}); "
+                    "correct the sheet so that one row describes it",
+                )
+            )
         return specs
+
+
+def check_clip_name(clip: str, where: str) -> None:
+    """A sheet's Filename names a folder inside its subject's folder: never a path that leaves it."""
+    if not clip:
+        raise MERDataError("empty Filename cell", where=where)
+    if clip in (".", "..") or any(sep in clip for sep in ("/", "\\", "\0")) or Path(clip).is_absolute():
+        raise MERDataError(
+            f"Filename {clip!r} is not a clip folder name (a path outside the subject's folder is refused: "
+            "a clip of another subject would leak across leave-one-subject-out folds)",
+            where=where,
+        )
+
+
+def _row_label(where: str) -> str:
+    """'row 3' from 'path/sheet.xlsx row 3'."""
+    return where[where.rfind(" row ") + 1 :] if " row " in where else where
+
+
+def _annotation(spec: ClipSpec) -> tuple:
+    return (spec.onset, spec.apex, spec.offset, spec.emotion_key, spec.action_units)
+
+
+def _describe(spec: ClipSpec) -> str:
+    apex = "/" if spec.apex is None else spec.apex
+    return f"onset {spec.onset}, apex {apex}, offset {spec.offset}, {spec.emotion}, AUs {spec.action_units or '-'}"

@@ -124,7 +124,8 @@ class MEGC2019Composite(MERBuilder):
                 absent_subjects.setdefault(row.dataset, set()).add(subject)
                 absent_rows += 1
                 continue
-            found = indexes[row.dataset].get((subject, row.clip_id))
+            index = indexes[row.dataset]
+            found = index.get((subject, row.clip_id)) or index.get((subject, ""))  # "": the whole subject is bad
             if found is None:
                 plan.bad.append(
                     BadClip(
@@ -142,6 +143,7 @@ class MEGC2019Composite(MERBuilder):
                 spec = dataclasses.replace(found, subject=f"{row.dataset}_{subject}")
                 plan.clips.append((spec, row.label))
         plan.notes += _absence_notes(sorted(set(SOURCES) - set(sources)), absent_subjects, absent_rows)
+        plan.notes += [note for source in sources.values() for note in source.notes]
         self._mer_plan = plan
         return plan
 

@@ -59,11 +59,22 @@ class SMICSource(ClipSource):
             (p for p in root.iterdir() if p.is_dir() and SUBJECT_RE.fullmatch(p.name)),
             key=lambda p: int(SUBJECT_RE.fullmatch(p.name).group(1)),
         )
-        self.subjects_without_micro = [p.name for p in subjects if not (p / "micro").is_dir()]
+        without = [p.name for p in subjects if not (p / "micro").exists()]
+        if without:
+            self.notes.append(f"Subject folders without a micro folder (no clips): {', '.join(without)}.")
         specs: list[ClipSpec | BadClip] = []
         for subject in subjects:
             micro = subject / "micro"
+            if not micro.exists():
+                continue
             if not micro.is_dir():
+                specs.append(
+                    BadClip(
+                        self.dataset, subject.name, "", f"folder {subject}",
+                        f"{micro} is a file, not a folder of emotion folders: none of {subject.name}'s clips "
+                        "can be listed",
+                    )
+                )
                 continue
             for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
                 for clip in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
@@ -109,12 +120,3 @@ class SMIC(SingleSourceBuilder):
     )
     HOMEPAGE = "https://www.oulu.fi/cmvs/node/41319"
     LICENSE = "SMIC licence agreement (University of Oulu): research use only, no redistribution"
-
-    def plan(self):  # noqa: D102 - adds the subjects without clips to the notes
-        plan = super().plan()
-        source = self.source()
-        missing = getattr(source, "subjects_without_micro", [])
-        note = f"Subject folders without a micro folder (no clips): {', '.join(missing)}."
-        if missing and note not in plan.notes:
-            plan.notes.append(note)
-        return plan

@@ -58,12 +58,7 @@ class Clip(Sequence):
             raise ValueError(f"{source}: frame_numbers must be strictly increasing, got {numbers[:20]}...")
         self.frame_numbers = numbers
         sizes = [self._size(i) for i in range(len(self._items))]
-        for i, size in enumerate(sizes):
-            if size != sizes[0]:
-                raise ValueError(
-                    f"{source}: frame {i} (frame number {numbers[i]}) is {size[0]}x{size[1]} (WxH) but "
-                    f"frame 0 is {sizes[0][0]}x{sizes[0][1]}; all frames of a clip must have one size"
-                )
+        check_one_size(sizes, numbers, source)
         self.size = sizes[0]  # (width, height)
 
     def __len__(self) -> int:
@@ -71,8 +66,18 @@ class Clip(Sequence):
 
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         if index not in self._cache:
-            self._cache[index] = to_rgb_array(self._open(index), f"{self.source}, frame {index}")
+            where = self._where(index)
+            try:
+                self._cache[index] = to_rgb_array(self._open(index), where)
+            except (OSError, SyntaxError) as err:  # e.g. a truncated JPEG: its header read, its pixels not
+                raise ValueError(f"{where}: cannot decode image: {err}") from err
         return self._cache[index]
+
+    def _where(self, index: int) -> str:
+        """The clip, the frame and, when the frame came from a file, that file."""
+        item = self._items[index]
+        path = item.get("path") if isinstance(item, dict) else item if isinstance(item, str | os.PathLike) else None
+        return f"{self.source}, frame {index}" + (f" ({path})" if path else "")
 
     def _open(self, index: int) -> Any:
         item = self._items[index]
@@ -94,10 +99,20 @@ class Clip(Sequence):
         return (int(array.shape[1]), int(array.shape[0]))
 
 
+def check_one_size(sizes: Sequence[tuple[int, int]], numbers: Sequence[int], source: str) -> None:
+    """All frames of a clip have one (width, height): flow between frames of different sizes means nothing."""
+    for i, size in enumerate(sizes):
+        if size != sizes[0]:
+            raise ValueError(
+                f"{source}: frame {i} (frame number {numbers[i]}) is {size[0]}x{size[1]} (WxH) but "
+                f"frame 0 is {sizes[0][0]}x{sizes[0][1]}; all frames of a clip must have one size"
+            )
+
+
 def _open_image(file: Any, where: str) -> Image.Image:
     try:
         return Image.open(file)
-    except (OSError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
         raise ValueError(f"{where}: cannot read image: {err}") from err
 
 
@@ -130,7 +145,10 @@ def read_video(path: Path, last_index: int | None = None) -> list[np.ndarray]:
     `last_index` stops decoding after that frame (the clip's offset): a user's recording may run for
     minutes of high-resolution frames that the clip never needs in memory.
     """
-    import av
+    try:  # decoding files only: frame folders and frame lists need no PyAV
+        import av
+    except ImportError as err:
+        raise ImportError(f"{path}: reading a video file needs PyAV: pip install av") from err
 
     frames = []
     try:

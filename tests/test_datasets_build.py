@@ -143,16 +143,30 @@ BAD_INPUTS = {
 }
 
 
-def _duplicate_row(root: Path) -> None:
+def _conflicting_row(root: Path) -> None:
     import openpyxl
 
     path = root / "CASME2-coding-20140508.xlsx"
     book = openpyxl.load_workbook(path)
-    book.active.append([c.value for c in book.active[2]])
+    book.active.append([c.value if c.value != "happiness" else "disgust" for c in book.active[2]])
     book.save(path)
 
 
-BAD_INPUTS["clip annotated twice"] = (_duplicate_row, r"row 3: clip sub01/EP02_01f is annotated twice \(also .*row 2\)")
+def _two_sizes(root: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (10, 8), 128).save(root / CLIP / "img70.jpg")
+
+
+BAD_INPUTS["clip annotated twice, differently"] = (
+    _conflicting_row,
+    r"row 3: clip sub01/EP02_01f is annotated 2 times with different values \(row 2: .*happiness.*; row 3: .*disgust",
+)
+BAD_INPUTS["path outside the subject"] = (
+    lambda r: _edit_sheet(r, "Filename", "../sub02/EP01_11f"),
+    r"row 2: Filename '\.\./sub02/EP01_11f' is not a clip folder name",
+)
+BAD_INPUTS["frames of two sizes"] = (_two_sizes, r"row 2: .*EP02_01f: frame 24 \(frame number 70\) is 10x8")
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
