@@ -9,11 +9,25 @@ batches, whatever the dataset's size. The same class serves the feature store's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class ClipTable:
+    """What a run's batches read: the preprocessed flow, or the feature store's frame embeddings."""
+
+    table: datasets.Dataset
+    columns: tuple[str, ...] = ("flow",)
+
+    @property
+    def stored_features(self) -> bool:
+        """Batches carry frame embeddings (train the aggregator and head only), not flow."""
+        return "embeddings" in self.columns
 
 
 class ArrowClips(Dataset):
@@ -59,4 +73,4 @@ class ArrowClips(Dataset):
         return items
 
 
-__all__ = ["ArrowClips"]
+__all__ = ["ArrowClips", "ClipTable"]
