@@ -48,8 +48,10 @@ DETECTOR_NAMES = {"dlib": "dlib's HOG face detector", "haar": "the Haar cascade"
 # 0.6-1.7 upright or rotated up to 25 degrees; false detections on clothing 0.0-0.2). Haar: the last stage's
 # level weight (faces 4.4-8.6; coins and textures up to 3.5).
 DEFAULT_THRESHOLDS = {"dlib": 0.3, "haar": 4.0}
-DETECT_SIDE = 1024  # frames are shrunk to this longer side for detection (faces stay well above 80 px)
-UPSAMPLE_SIDE = 640  # at or below this size, a frame with no face is searched again at twice the scale
+# Detection runs on a copy shrunk to this longer side (a 400 px SAMM face becomes 125 px); dlib finds faces
+# from about 80 px, and searches a frame with no face again at twice the scale (faces from about 40 px).
+# Landmarks are found on the full-resolution frame.
+DETECT_SIDE = 640
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels of the full frame
@@ -122,8 +124,8 @@ def detect_faces(
 ) -> list[Detection]:
     """Every face candidate on an RGB or gray uint8 frame, best score first, boxes in the frame's pixels.
 
-    Candidates below the threshold are kept (so an error can say how close the best one came); a small
-    frame where none reaches it is searched again at twice the scale (dlib finds faces from about 80 px).
+    Candidates below the threshold are kept (so an error can say how close the best one came); where none
+    reaches it, dlib searches again at twice the scale.
     """
     gray = to_gray(frame)
     scale = min(1.0, DETECT_SIDE / max(gray.shape))
@@ -131,7 +133,7 @@ def detect_faces(
     limit = DEFAULT_THRESHOLDS[detector] if threshold is None else threshold
     if detector == "dlib":
         found = _dlib_candidates(small, upsample=0)
-        if max(small.shape) <= UPSAMPLE_SIDE and not any(s >= limit for _, s in found):
+        if not any(s >= limit for _, s in found):
             found = _dlib_candidates(small, upsample=1)
     elif detector == "haar":
         found = _haar_candidates(small, str(cascade_path(cascade_file)))
