@@ -182,3 +182,23 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     torch.save({"state_dict": {}, "payload": Evil()}, path)
     with pytest.raises(ConversionError, match="weights_only"):
         load_official_state_dict(path)
+
+
+def test_damaged_safetensors_and_non_finite_weights_are_one_line(tmp_path, capsys):
+    state, *_ = golden("lstm")
+    whole = tmp_path / "whole.safetensors"
+    save_file({k.removeprefix("module."): v.contiguous() for k, v in state.items()}, str(whole))
+    (tmp_path / "cut.safetensors").write_bytes(whole.read_bytes()[:2000])
+    (tmp_path / "random.safetensors").write_bytes(bytes(range(256)) * 16)
+    poisoned = {k.removeprefix("module."): v.clone().contiguous() for k, v in state.items()}
+    key = next(k for k in poisoned if k.endswith("fc.weight") or k.endswith("norm.weight"))
+    poisoned[key][0] = float("inf")
+    save_file(poisoned, str(tmp_path / "inf.safetensors"))
+    for name, message in (("cut", "cannot be read as safetensors"), ("random", "cannot be read as safetensors"),
+                          ("inf", f"1 tensor(s) hold NaN or Inf, a model converted from them predicts nothing: {key}")):
+        args = [str(tmp_path / f"{name}.safetensors"), str(tmp_path / f"out_{name}"), "--aggregation", "lstm",
+                "--num_attention_heads", "4"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / name}.safetensors") and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / f"out_{name}").exists()

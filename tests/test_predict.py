@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import cv2
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -308,7 +309,45 @@ def bad(data) -> dict[str, Path]:
     MERConfig.from_preset("tiny", labels=LABELS).save_pretrained(root / "noweights")
     save_model(root / "toomanyframes")
     MERImageProcessor(image_size=32, num_frames=9, crop="none").save_pretrained(root / "toomanyframes")
+    _damaged_models(root, data["model"])
     return {"root": root}
+
+
+def _damaged_models(root: Path, model: Path) -> None:
+    """Model folders as a user may receive them: cut short, random, mislabelled, pickled, NaN; a huge frame."""
+    import shutil
+    import struct
+    import zlib
+
+    weights = (model / "model.safetensors").read_bytes()
+    for name, content in (("truncated", weights[: len(weights) // 3]), ("random", np.random.default_rng(1).bytes(4096))):
+        shutil.copytree(model, root / name)
+        (root / name / "model.safetensors").write_bytes(content)
+    shutil.copytree(model, root / "mislabelled")
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"] = {str(i): f"class{i}" for i in range(5)}
+    config["label2id"] = {f"class{i}": i for i in range(5)}
+    (root / "mislabelled" / "config.json").write_text(json.dumps(config))
+    shutil.copytree(model, root / "pickled")
+    (root / "pickled" / "model.safetensors").unlink()
+    torch.save({"weights": _Exploit()}, root / "pickled" / "pytorch_model.bin")
+    shutil.copytree(model, root / "nan")
+    state = load_file(str(model / "model.safetensors"))
+    state["classifier.out_proj.weight"][0, 0] = float("nan")
+    save_file(state, str(root / "nan" / "model.safetensors"), metadata={"format": "pt"})
+    (root / "bomb").mkdir()  # PNG headers claiming 20000x20000 pixels: refused before any pixel is read
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+    for n in (1, 2):
+        (root / "bomb" / f"img{n}.png").write_bytes(header + chunk(b"IDAT", zlib.compress(b"\0" * 100)))
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
 
 
 BAD_CASES = {
@@ -331,19 +370,48 @@ BAD_CASES = {
     "top_k zero": (["{mp4}", "--top_k", "0"], "--top_k must be at least 1"),
     "bad crop box": (["{mp4}", "--crop-box", "0", "0", "99", "99"], "does not fit inside the 64x64"),
     "bad flow method": (["{mp4}", "--flow", "magic"], "magic"),
+    "truncated safetensors": (["{mp4}", "--model", "{root}/truncated"], "truncated/model.safetensors (SafetensorError"),
+    "random safetensors": (["{mp4}", "--model", "{root}/random"], "random/model.safetensors (SafetensorError"),
+    "labels do not match the weights": (
+        ["{mp4}", "--model", "{root}/mislabelled"], "config.json names 5 labels but the weights in"
+    ),
+    "malicious pytorch_model.bin": (["{mp4}", "--model", "{root}/pickled"], "pytorch_model.bin: it holds Python objects"),
+    "NaN weights": (["{mp4}", "--model", "{root}/nan"], "hold NaN or Inf (classifier.out_proj.weight)"),
+    "decompression bomb": (["{root}/bomb"], "img1.png): cannot read image: Image size (400000000 pixels) exceeds"),
+    "cuda without cuda": (["{mp4}", "--device", "cuda"], "--device cuda: CUDA is not available"),
+    "unknown device": (["{mp4}", "--device", "gpu0"], "--device gpu0: not a torch device"),
+    "relative missing model folder": (["{mp4}", "--model", "relative/missing"], "relative/missing: no such model folder"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))
-def test_bad_input_is_one_clear_line_and_nonzero_exit(data, bad, capsys, case):
+def test_bad_input_is_one_clear_line_and_nonzero_exit(data, bad, capsys, monkeypatch, case):
     argv, message = BAD_CASES[case]
     argv = [a.format(root=bad["root"], mp4=data["mp4"]) for a in argv]
+    if case in ("cuda without cuda",) and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if case == "relative missing model folder":  # never wait for the network in a test
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     if "--model" not in argv:
         argv += ["--model", str(data["model"])]
     code, out, err = run_main(capsys, *argv)
     assert code == 1 and out == ""
     assert err.startswith("error: ") and message in err, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_non_finite_scores_are_an_error_never_nan_json(data, capsys, monkeypatch):
+    """Finite weights can still overflow: the scores are checked, and --json is strict JSON."""
+    original = MERForVideoClassification.forward
+
+    def overflowing(self, *args, **kwargs):
+        output = original(self, *args, **kwargs)
+        output.logits = output.logits * float("inf")
+        return output
+
+    monkeypatch.setattr(MERForVideoClassification, "forward", overflowing)
+    code, out, err = run_main(capsys, data["folder"], "--model", data["model"], "--json")
+    assert code == 1 and out == "" and "produced non-finite scores (NaN/Inf)" in err and "NaN" not in out
 
 
 # ------------------------------------------------------------------------------- a process of its own

@@ -67,7 +67,10 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # SafetensorError for a truncated or random file, OSError...
+            raise ConversionError(f"{path}: cannot be read as safetensors ({type(err).__name__}: {err})") from err
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -199,6 +202,12 @@ def convert(
 ) -> MERForVideoClassification:
     """Build our model with the official weights; missing, unexpected or mis-shaped tensors raise."""
     state = load_official_state_dict(src)
+    non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if non_finite:
+        raise ConversionError(
+            f"{src}: {len(non_finite)} tensor(s) hold NaN or Inf, a model converted from them predicts nothing: "
+            f"{', '.join(non_finite[:5])}{' ...' if len(non_finite) > 5 else ''}"
+        )
     config = infer_config(state, aggregation, labels, num_attention_heads, num_frames)
     model = MERForVideoClassification(config)
     mapped, unused = map_keys(state, aggregation)
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = convert(args.src, args.aggregation, labels, args.num_attention_heads, args.num_frames)
     except (ConversionError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line
         return 2
     if labels is None:
         print("warning: no --dataset/--labels: classes are named LABEL_0..", file=sys.stderr)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,11 +54,46 @@ def note(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- loading
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _one_line(text: str) -> str:
+    """The first line of a library's message (the rest is advice for another setting)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else str(text)
+
+
 def _check_model_location(model_id: str) -> None:
     """A path that does not exist would otherwise be sent to the Hub as a repo id."""
     looks_local = model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or "\\" in model_id
     if looks_local and not Path(model_id).expanduser().exists():
         raise PredictError(f"--model {model_id}: no such model folder")
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device named by --device, refused in one line when it is unknown or absent here."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise PredictError(f"--device {device}: not a torch device ({_one_line(err)})") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise PredictError(f"--device {device}: CUDA is not available to this torch ({torch.__version__}); use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise PredictError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise PredictError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    return parsed
+
+
+def _weights_file(model_id: str) -> str:
+    """The weights file a local model folder holds, for error messages (the id itself for a Hub model)."""
+    folder = Path(model_id).expanduser()
+    found = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    return str(found[0]) if found else model_id
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    return [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
 
 
 def load_model(model_id: str, explainable: bool = False, device: str = "cpu") -> MERForVideoClassification:
@@ -69,7 +105,12 @@ def load_model(model_id: str, explainable: bool = False, device: str = "cpu") ->
     try:
         config_dict, _ = PreTrainedConfig.get_config_dict(model_id)
     except (OSError, ValueError) as err:
-        raise PredictError(f"--model {model_id}: cannot read a model config: {err}") from None
+        if not Path(model_id).expanduser().exists():  # neither a folder here nor a model the Hub gave
+            raise PredictError(
+                f"--model {model_id}: no such model folder ({Path(model_id).expanduser().absolute()}), and not "
+                f"found on the Hub either ({_one_line(err)})"
+            ) from None
+        raise PredictError(f"--model {model_id}: cannot read a model config: {_one_line(err)}") from None
     model_type = config_dict.get("model_type")
     if model_type is None:
         raise PredictError(f"--model {model_id}: no model config (config.json with a model_type) found there")
@@ -78,18 +119,46 @@ def load_model(model_id: str, explainable: bool = False, device: str = "cpu") ->
             f"--model {model_id}: is a {model_type!r} model, not a micro-expression model (model_type 'mer'); "
             "pass a folder saved from MERForVideoClassification"
         )
-    kwargs: dict[str, Any] = {"output_loading_info": True}
+    # Mismatched shapes are loaded as "reinitialised" and reported below, never raised as a traceback.
+    kwargs: dict[str, Any] = {"output_loading_info": True, "ignore_mismatched_sizes": True}
     if explainable:
         kwargs["attn_implementation"] = "eager"
+    target = check_device(device)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report is multi-line; what matters is raised below in one line
     try:
         model, info = MERForVideoClassification.from_pretrained(model_id, **kwargs)
-    except (OSError, ValueError) as err:
-        raise PredictError(f"--model {model_id}: cannot load the model: {err}") from None
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) refused it; nothing was executed
+        raise PredictError(
+            f"--model {model_id}: refused to load {_weights_file(model_id)}: it holds Python objects other than "
+            "tensors, which could run code when unpickled (nothing was run); use a model saved as safetensors"
+        ) from None
+    except Exception as err:  # safetensors, torch: name the file in every case
+        raise PredictError(
+            f"--model {model_id}: cannot load the model weights {_weights_file(model_id)} "
+            f"({type(err).__name__}: {_one_line(err)})"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    mismatched = sorted(info.get("mismatched_keys") or [])
+    classifier = [m for m in mismatched if m[0].startswith("classifier.") and m[0].endswith("weight")]
+    if classifier:
+        key, stored, wanted = classifier[-1]
+        raise PredictError(
+            f"--model {model_id}: config.json names {wanted[0]} labels but the weights in "
+            f"{_weights_file(model_id)} classify {stored[0]} classes ({key}): the config does not belong to these weights"
+        )
     problems = {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if problems:
-        detail = "; ".join(f"{k}: {v[:5]}{' ...' if len(v) > 5 else ''}" for k, v in problems.items())
+        detail = "; ".join(f"{k}: {sorted(v)[:5]}{' ...' if len(v) > 5 else ''}" for k, v in problems.items())
         raise PredictError(f"--model {model_id}: weights do not match MERForVideoClassification ({detail})")
-    return model.to(device).eval()
+    bad = non_finite_parameters(model)
+    if bad:
+        raise PredictError(
+            f"--model {model_id}: {len(bad)} weight tensor(s) in {_weights_file(model_id)} hold NaN or Inf "
+            f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})"
+        )
+    return model.to(target).eval()
 
 
 def load_processor(model_id: str, model: MERForVideoClassification, overrides: dict[str, Any]) -> tuple[MERImageProcessor, str]:
@@ -158,6 +227,11 @@ def predict(
     else:
         with torch.no_grad():
             logits = model(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits[0]
+    if not torch.isfinite(logits).all():
+        raise PredictError(
+            f"the model {model.name_or_path or ''} produced non-finite scores (NaN/Inf) for {clip.source}: "
+            "no prediction can be made from them"
+        )
     probabilities = torch.softmax(logits.double().cpu(), dim=-1).tolist()
     labels = [model.config.id2label[i] for i in range(len(probabilities))]
     best = int(np.argmax(probabilities))
@@ -283,10 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         output = run(args)
     except (ValueError, OSError) as err:  # PredictError, the processor's and the I/O errors
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever the library wrote
         return 1
     if args.json:
-        print(json.dumps(output, indent=2))
+        print(json.dumps(output, indent=2, allow_nan=False))  # strict JSON: NaN was refused above
     else:
         print(format_text(output, args.top_k or len(output["probabilities"])))
     return 0
