@@ -2,13 +2,18 @@
 
 Importing the package registers the config, the models and the processor with the Auto classes, and marks
 them for code export, so that `save_pretrained` writes a folder that loads with `trust_remote_code=True`
-where this package is not installed.
+where this package is not installed. It also registers the video-classification pipeline, so that
+`pipeline("video-classification", model=dir)` runs a saved model without `trust_remote_code` (other video
+models keep transformers' own pipeline).
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForVideoClassification
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging as hf_logging
 
-from .configuration_mer import PRESETS, MERConfig
+from .configuration_mer import LOCALLY_REGISTERED_PIPELINES, PRESETS, MERConfig
 from .modeling_mer import MERForVideoClassification, MERModel, MERPreTrainedModel
+from .pipeline_mer import MERVideoClassificationPipeline
 from .processing_mer import MERImageProcessor
 
 AutoConfig.register(MERConfig.model_type, MERConfig, exist_ok=True)
@@ -20,6 +25,27 @@ MERForVideoClassification.register_for_auto_class("AutoModelForVideoClassificati
 AutoImageProcessor.register(MERConfig, image_processor_classes={"pil": MERImageProcessor}, exist_ok=True)
 MERImageProcessor.register_for_auto_class("AutoImageProcessor")
 
+
+def _register_pipeline(task: str = "video-classification") -> None:
+    """Our pipeline for `task`, keeping transformers' default model and input type (and no warning about it)."""
+    builtin = PIPELINE_REGISTRY.supported_tasks[task]
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "already registered. Overwriting": intended, and on every import
+    try:
+        PIPELINE_REGISTRY.register_pipeline(
+            task,
+            pipeline_class=MERVideoClassificationPipeline,
+            pt_model=AutoModelForVideoClassification,
+            default=builtin.get("default"),
+            type=builtin.get("type", "video"),
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    LOCALLY_REGISTERED_PIPELINES.add(task)
+
+
+_register_pipeline()
+
 __all__ = [
     "PRESETS",
     "MERConfig",
@@ -27,4 +53,5 @@ __all__ = [
     "MERForVideoClassification",
     "MERPreTrainedModel",
     "MERImageProcessor",
+    "MERVideoClassificationPipeline",
 ]

@@ -8,11 +8,14 @@ Hub ViT checkpoints load into it unchanged.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import HfApi, ModelCard
 from torch import nn
 from transformers import PreTrainedModel, ViTModel
 from transformers import initialization as init
@@ -22,6 +25,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.vit.modeling_vit import ViTEmbeddings, eager_attention_forward
 from transformers.utils import ModelOutput
 
+from .card_mer import build_model_card
 from .configuration_mer import MERConfig
 from .pipeline_mer import CUSTOM_PIPELINES
 
@@ -316,6 +320,7 @@ class MERPreTrainedModel(PreTrainedModel):
         vision = config.vision_config.to_dict()
         vision.update({field: getattr(vit.config, field) for field in _VIT_ARCHITECTURE_FIELDS})
         config.vision_config = type(config.vision_config)(**vision)
+        config.pretrained_spatial = str(vit_name_or_path)  # the model card's base_model
         model = cls(config)
         state = vit.state_dict()
         grid = config.image_size // config.patch_size
@@ -324,6 +329,67 @@ class MERPreTrainedModel(PreTrainedModel):
         encoder = model.mer.spatial_encoder if hasattr(model, "mer") else model.spatial_encoder
         encoder.load_state_dict(state, strict=True)
         return model
+
+    def model_card(self, repo_or_path: str, tags: Sequence[str] = ()) -> ModelCard:
+        """This model's card (card_mer.py): licence from `config.train_datasets`, `base_model` from
+        `config.pretrained_spatial`, pipeline tag, usage snippets for `repo_or_path`, requirements, citations."""
+        config = self.config
+        return build_model_card(
+            label_names=[config.id2label[i] for i in range(config.num_labels)],
+            train_datasets=config.train_datasets,
+            pretrained_spatial=config.pretrained_spatial,
+            repo_or_path=repo_or_path,
+            tags=tags,
+            aggregation=config.aggregation,
+            num_frames=config.num_frames,
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' `save_pretrained`, plus this model's card as README.md when the folder has none (a card
+        already there, such as train.py's with results, is kept). `push_to_hub=True` goes through `push_to_hub`."""
+        push = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+        hub_kwargs = {k: kwargs.pop(k) for k in ("commit_message", "private", "token", "create_pr") if k in kwargs}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        readme = Path(save_directory) / "README.md"
+        if kwargs.get("is_main_process", True) and not readme.exists():
+            self.model_card(str(save_directory)).save(readme)
+        if push and kwargs.get("is_main_process", True):
+            self.push_to_hub(repo_id, max_shard_size=kwargs.get("max_shard_size", "50GB"), **hub_kwargs)
+        return result
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ):
+        """transformers' `push_to_hub` with this model's card instead of the stub README (a README.md already in
+        the repository is kept, as transformers does). Returns the commit info."""
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as work_dir:
+            self.save_pretrained(work_dir, max_shard_size=max_shard_size)
+            readme = Path(work_dir) / "README.md"
+            if api.file_exists(repo_id, "README.md", revision=revision):
+                readme.unlink()
+            else:
+                self.model_card(repo_id, tags=tags or ()).save(readme)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=work_dir,
+                commit_message=commit_message or "Upload model",
+                commit_description=commit_description,
+                revision=revision,
+                create_pr=create_pr,
+            )
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)

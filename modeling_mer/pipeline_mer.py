@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import AutoVideoProcessor
 from transformers.image_processing_utils import BatchFeature
 from transformers.pipelines.base import Pipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
@@ -28,6 +29,23 @@ CUSTOM_PIPELINES: dict[str, dict[str, Any]] = {
 
 class MERVideoClassificationPipeline(VideoClassificationPipeline):
     """`pipeline(video)` or `pipeline(video, onset=..., apex=..., offset=...)` -> top-k emotions."""
+
+    # The processor is an image processor (a video processor needs torchvision): never look for a video
+    # processor, which would otherwise ask whether to run a `MERVideoProcessor` that does not exist.
+    _load_video_processor = False
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # `import modeling_mer` registers this class for the whole "video-classification" task: any other
+        # model (VideoMAE, ...) gets transformers' own pipeline, with its video processor as it would have.
+        model = kwargs.get("model", args[0] if args else None)
+        if getattr(getattr(model, "config", None), "model_type", "mer") == "mer":
+            return super().__new__(cls)
+        if kwargs.get("video_processor") is None and isinstance(getattr(model, "name_or_path", None), str):
+            try:
+                kwargs["video_processor"] = AutoVideoProcessor.from_pretrained(model.name_or_path)
+            except Exception:  # as transformers' own optional loading: fall back to the image processor
+                pass
+        return VideoClassificationPipeline(*args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Skip the parent's check against the built-in model list, which logs an error for custom models.

@@ -25,6 +25,14 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs
 from transformers.utils import cached_file
 
+try:  # in a try block, which transformers' remote-code import check skips: this names the pip package
+    import cv2  # noqa: F401
+except ImportError as err:
+    raise ImportError(
+        "MERImageProcessor needs OpenCV (face crop, sampling, optical flow) and PyAV (video files): "
+        'pip install "opencv-contrib-python-headless>=4.8,<5" av'
+    ) from err
+
 from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
 from .flow_encoding import encode_hsv, encode_uv, normalize
 from .frame_sampling import (
@@ -35,7 +43,7 @@ from .frame_sampling import (
     synthesise,
 )
 from .optical_flow import check_flow_method, dense_flow, spot_apex, to_gray
-from .video_io import Clip, decode_until, load_clip
+from .video_io import IMAGE_SUFFIXES, Clip, decode_until, load_clip
 
 __all__ = ["MERImageProcessor"]
 
@@ -208,29 +216,44 @@ class MERImageProcessor(BaseImageProcessor):
     # ----------------------------------------------------------------------------------------------
     def __call__(  # type: ignore[override]
         self,
-        frames_or_path: Any,
-        onset: int | None = None,
-        apex: int | None = None,
-        offset: int | None = None,
-        frame_numbers: list[int] | None = None,
+        videos: Any = None,
+        onset: int | list[int | None] | None = None,
+        apex: int | list[int | None] | None = None,
+        offset: int | list[int | None] | None = None,
+        frame_numbers: list[int] | list[list[int] | None] | None = None,
         return_tensors: str | None = "pt",
         **kwargs: Any,
     ) -> BatchFeature:
-        """One clip -> `pixel_values` (1, num_frames, 3, image_size, image_size) plus what was used.
+        """One clip, or a list of clips -> `pixel_values` (batch, num_frames, 3, image_size, image_size).
 
-        onset/apex/offset are frame numbers (as in the datasets' sheets), matching `frame_numbers`
-        (default 0..n-1, or the numbers in the file names of a frame folder). Without onset/offset the
-        whole input is the clip; without apex it is spotted and `apex_estimated` is True.
+        `videos` (also the first positional argument) is one clip (a video file, a frame folder, a list of
+        frames or a (T, H, W, C) array) or a list of clips (files, folders, frame lists, arrays), which gives
+        a batch in that order; a (B, T, H, W, C) array is a batch too. onset/apex/offset are frame numbers
+        (as in the datasets' sheets), matching `frame_numbers` (default 0..n-1, or the numbers in the file
+        names of a frame folder); for a batch each is a list with one entry per clip (or None for all).
+        Without onset/offset the whole input is the clip; without apex it is spotted and `apex_estimated`
+        is True. Also returned: `frame_numbers` (batch, num_frames), `apex` and `apex_estimated` (batch,).
         """
         if kwargs:
             raise TypeError(f"MERImageProcessor got unexpected arguments {sorted(kwargs)}")
-        result = self.compute_flow(frames_or_path, onset, apex, offset, frame_numbers)
-        pixel_values = self.encode_flow(torch.from_numpy(result["flow"])).unsqueeze(0)
+        if videos is None:
+            raise TypeError("MERImageProcessor needs a clip or a list of clips (positional, or videos=...)")
+        batched = _is_batch_of_clips(videos)
+        clips = list(videos) if batched else [videos]
+        settings = {
+            name: _one_per_clip(name, value, len(clips), batched)
+            for name, value in (("onset", onset), ("apex", apex), ("offset", offset), ("frame_numbers", frame_numbers))
+        }
+        results = [
+            self.compute_flow(clip, *(settings[name][i] for name in ("onset", "apex", "offset", "frame_numbers")))
+            for i, clip in enumerate(clips)
+        ]
+        pixel_values = self.encode_flow(torch.from_numpy(np.stack([r["flow"] for r in results])))
         data = {
             "pixel_values": pixel_values.numpy(),
-            "frame_numbers": np.asarray([result["frame_numbers"]], dtype=np.float64),
-            "apex": np.asarray([result["apex"]], dtype=np.int64),
-            "apex_estimated": np.asarray([result["apex_estimated"]], dtype=bool),
+            "frame_numbers": np.asarray([r["frame_numbers"] for r in results], dtype=np.float64),
+            "apex": np.asarray([r["apex"] for r in results], dtype=np.int64),
+            "apex_estimated": np.asarray([r["apex_estimated"] for r in results], dtype=bool),
         }
         return BatchFeature(data=data, tensor_type=return_tensors)
 
@@ -329,3 +352,26 @@ class MERImageProcessor(BaseImageProcessor):
             raise ValueError(
                 f"{clip.source}: {name}={number!r} is not a frame of the clip (frame numbers {numbers[0]}..{numbers[-1]})"
             ) from None
+
+
+def _is_batch_of_clips(videos: Any) -> bool:
+    """A list of clips (files, folders, frame lists, (T, H, W, C) arrays) rather than one clip's frames."""
+    if isinstance(videos, np.ndarray):
+        return videos.ndim == 5
+    if not isinstance(videos, list | tuple) or not videos:
+        return False
+    first = videos[0]
+    if isinstance(first, str | os.PathLike):  # a video file or frame folder, not one frame's image file
+        return Path(first).is_dir() or Path(first).suffix.lower() not in IMAGE_SUFFIXES
+    return isinstance(first, list | tuple | Clip) or (isinstance(first, np.ndarray) and first.ndim == 4)
+
+
+def _one_per_clip(name: str, value: Any, count: int, batched: bool) -> list[Any]:
+    """A per-clip setting for every clip of the call: as given for one clip, a list of `count` for a batch."""
+    if not batched:
+        return [value]
+    if value is None:
+        return [None] * count
+    if not isinstance(value, list | tuple) or len(value) != count:
+        raise ValueError(f"{name}: a batch of {count} clips needs a list of {count} values (or None), got {value!r}")
+    return list(value)

@@ -6,12 +6,14 @@ hours of training, not after. Uploads take only the files in `HUB_FILES`: never 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard
 
+from ..card_mer import build_model_card
 from .reporting import HUB_FILES
 
 DATA_TEXT = {
@@ -58,7 +60,9 @@ def check_hub_access(repo_id: str, private: bool) -> str:
 
 
 def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], repo_or_path: str) -> ModelCard:
-    """The README.md of the output folder: template text plus model-index metadata (UF1, UAR)."""
+    """The README.md of the output folder: `template` (model_card.md) rendered by the model's own card builder
+    (`modeling_mer.card_mer`: licence, base model, usage, requirements, citations) with the run's figures as
+    model-index metadata (UF1, UAR) and text."""
     dataset = metrics["dataset"]
     model_name = run.get("hub_model_id") or f"mer-{run['model']}-{dataset}-{metrics['protocol']}"
     results = [
@@ -86,28 +90,30 @@ def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], re
             )
             for kind in ("uf1", "uar")
         ]
-    card_data = ModelCardData(
-        model_name=model_name,
-        library_name="transformers",
-        pipeline_tag="video-classification",
-        tags=["micro-expression", "optical-flow", "vision-transformer", "slstt"]
-        + (["optimistic-selection"] if metrics["optimistic"] else []),
-        datasets=[dataset],
-        metrics=["uf1", "uar"],
-        eval_results=results,
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(template),
-        model_name=model_name,
-        selection_text=metrics["note"],
-        data_text=DATA_TEXT.get(dataset, dataset),
-        repo_or_path=repo_or_path,
-        per_dataset=metrics.get("per_dataset") or {},
+    template_vars = {
+        "selection_text": metrics["note"],
+        "data_text": DATA_TEXT.get(dataset, dataset),
+        "repo_or_path": repo_or_path,
+        "per_dataset": metrics.get("per_dataset") or {},
         **{k: v for k, v in metrics.items() if k not in ("per_dataset", "dataset", "protocol")},
-        dataset=dataset,
-        protocol=metrics["protocol"],
+        "dataset": dataset,
+        "protocol": metrics["protocol"],
         **{k: v for k, v in run.items() if k not in metrics and k not in ("model_name", "dataset")},
+    }
+    for name in inspect.signature(build_model_card).parameters:  # given below, or filled by the builder
+        template_vars.pop(name, None)
+    for name in ("usage", "requirements", "license_section", "citation_section", "provenance", "intended_use"):
+        template_vars.pop(name, None)
+    return build_model_card(
+        label_names=metrics["label_names"],
+        train_datasets=[dataset],
+        pretrained_spatial=run.get("pretrained_spatial"),
+        repo_or_path=repo_or_path,
+        model_name=model_name,
+        eval_results=results,
+        tags=["optimistic-selection"] if metrics["optimistic"] else [],
+        template=Path(template).read_text(encoding="utf-8"),
+        **template_vars,
     )
 
 
