@@ -85,6 +85,8 @@ def test_golden_logits_through_the_cli(variant, tmp_path):
         "4": "others",
     }
     assert (out / "model.safetensors").is_file() and (out / "preprocessor_config.json").is_file()
+    assert config["train_datasets"] == ["casme2"]  # the authors' weights: the card says research use only
+    assert "license_name: mer-datasets-research-only" in (out / "README.md").read_text()
     vision = config["vision_config"]
     assert (vision["hidden_size"], vision["patch_size"], vision["image_size"]) == (
         int(meta["hidden_size"]),

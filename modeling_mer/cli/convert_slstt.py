@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if labels is None:
         print("warning: no --dataset/--labels: classes are named LABEL_0..", file=sys.stderr)
+    if args.dataset:  # the authors trained on it: the model card's licence follows (research use only)
+        model.config.train_datasets = [args.dataset]
     model.save_pretrained(args.out_dir)
     from ..processing_mer import MERImageProcessor
 
