@@ -5,10 +5,15 @@
 only runs the cheap `encode_flow` per batch. The cache fingerprint is built from the input dataset's
 fingerprint and the processor's JSON settings: a second run with the same settings loads the cached
 Arrow file; any changed setting recomputes.
+
+With `on_error="skip"` a clip whose flow cannot be computed (frames of two sizes, an undecodable frame,
+no face found...) is left out instead of stopping the run, and named with its reason: read the list
+with `preprocessing_skips(result)` (the same record shape as the builders' skip report).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import cv2
@@ -22,6 +27,9 @@ from ..processing_mer import MERImageProcessor
 PREPROCESSING_VERSION = 2  # 2: the face is found on the apex frame, by dlib or by the most confident Haar box
 
 REQUIRED_COLUMNS = ("frames", "frame_numbers", "onset", "apex", "offset")
+ON_ERROR_CHOICES = ("raise", "skip")
+ERROR_COLUMN = "preprocessing_error"
+SKIP_MARKER = "preprocessing_skipped_json: "
 
 
 def output_features(dataset: datasets.Dataset, processor: MERImageProcessor) -> datasets.Features:
@@ -51,7 +59,18 @@ def _clip_name(example: dict[str, Any]) -> str:
     return "/".join(parts) or "clip"
 
 
-def _process_clip(example: dict[str, Any], processor: MERImageProcessor) -> dict[str, Any]:
+def _placeholder(processor: MERImageProcessor, reason: str) -> dict[str, Any]:
+    """The row of a clip skipped in preprocessing (filtered out before anything reads its flow)."""
+    channels = 2 if processor.input_mode == "flow" else 3
+    size = processor.image_size
+    return {
+        "flow": np.zeros((processor.num_frames, channels, size, size), np.float16),
+        "sampled_frames": [], "apex_used": -1, "apex_estimated": False, "crop_box": [], "crop_source": "",
+        "crop_score": 0.0, "crop_faces": 0, "crop_angle": 0.0, ERROR_COLUMN: reason,
+    }
+
+
+def _process_clip(example: dict[str, Any], processor: MERImageProcessor, skip: bool = False) -> dict[str, Any]:
     """One row -> its flow. A clip whose apex is missing (None or negative) gets it spotted."""
     apex = example["apex"]
     if apex is not None and apex < 0:
@@ -61,6 +80,8 @@ def _process_clip(example: dict[str, Any], processor: MERImageProcessor) -> dict
             example["frames"], example["onset"], apex, example["offset"], example["frame_numbers"]
         )
     except (ValueError, FileNotFoundError) as err:
+        if skip:
+            return _placeholder(processor, str(err))
         raise ValueError(f"preprocessing clip {_clip_name(example)}: {err}") from err
     estimated = result["apex_estimated"] or example.get("apex_source") == "estimated"
     return {
@@ -69,6 +90,7 @@ def _process_clip(example: dict[str, Any], processor: MERImageProcessor) -> dict
         "apex_used": result["apex"],
         "apex_estimated": bool(estimated),
         **{k: result[k] for k in ("crop_box", "crop_source", "crop_score", "crop_faces", "crop_angle")},
+        **({ERROR_COLUMN: ""} if skip else {}),
     }
 
 
@@ -79,6 +101,7 @@ def preprocess_dataset(
     desc: str = "Optical flow",
     cache_file_name: str | None = None,
     load_from_cache_file: bool = True,
+    on_error: str = "raise",
 ) -> datasets.Dataset:
     """A builder dataset -> the same rows with `flow` (T, C, S, S) float16 instead of `frames`.
 
@@ -90,7 +113,12 @@ def preprocess_dataset(
             OpenCV's thread count in this process is restored afterwards.
         cache_file_name: where to store the result; by default next to the dataset's own cache files
             (a dataset held only in memory has none and is recomputed: save it to disk first).
+        on_error: "raise" stops at the first clip whose flow fails, naming it; "skip" leaves such clips
+            out (see `preprocessing_skips`).
     """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    skip = on_error == "skip"
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
         raise ValueError(f"preprocess_dataset: the dataset lacks the columns {missing} (has {dataset.column_names})")
@@ -100,7 +128,7 @@ def preprocess_dataset(
         # Decode lazily inside the processor: only the frames it samples are ever decoded.
         dataset = dataset.cast_column("frames", datasets.List(datasets.Image(decode=False)))
     fingerprint = Hasher.hash(
-        (dataset._fingerprint, processor.to_json_string(), PREPROCESSING_VERSION, "preprocess_dataset")
+        (dataset._fingerprint, processor.to_json_string(), PREPROCESSING_VERSION, "preprocess_dataset", on_error)
     )
     # Workers run OpenCV single-threaded (the pool already uses the cores). This must be set here,
     # before map forks them: cv2.setNumThreads inside a forked child tears down the parent's thread
@@ -108,12 +136,15 @@ def preprocess_dataset(
     threads = cv2.getNumThreads()
     if num_proc and num_proc > 1:
         cv2.setNumThreads(1)
+    features = output_features(dataset, processor)
+    if skip:
+        features[ERROR_COLUMN] = datasets.Value("string")
     try:
-        return dataset.map(
+        mapped = dataset.map(
             _process_clip,
-            fn_kwargs={"processor": processor},
+            fn_kwargs={"processor": processor, "skip": skip},
             remove_columns=["frames"],
-            features=output_features(dataset, processor),
+            features=features,
             num_proc=num_proc,
             desc=desc,
             new_fingerprint=fingerprint,
@@ -122,3 +153,23 @@ def preprocess_dataset(
         )
     finally:
         cv2.setNumThreads(threads)
+    if not skip:
+        return mapped
+    errors = mapped[ERROR_COLUMN]
+    skipped = [
+        {"clip": _clip_name(row), **{k: str(row.get(k, "")) for k in ("dataset", "subject", "clip_id")},
+         "where": "preprocessing", "reason": errors[i]}
+        for i, row in ((i, mapped[i]) for i, error in enumerate(errors) if error)
+    ] if any(errors) else []
+    kept = mapped.select([i for i, error in enumerate(errors) if not error]) if skipped else mapped
+    kept = kept.remove_columns(ERROR_COLUMN)
+    kept.info.description = (kept.info.description or "").rstrip("\n") + f"\n{SKIP_MARKER}{json.dumps(skipped)}"
+    return kept
+
+
+def preprocessing_skips(dataset: datasets.Dataset) -> list[dict[str, str]]:
+    """The clips `preprocess_dataset(on_error="skip")` left out: {clip, dataset, subject, clip_id, where, reason}."""
+    for line in (dataset.info.description or "").splitlines():
+        if line.startswith(SKIP_MARKER):
+            return json.loads(line[len(SKIP_MARKER):])
+    return []
