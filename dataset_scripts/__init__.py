@@ -86,16 +86,27 @@ def load_mer_dataset(
     class_set: str | None = None,
     cache_dir: str | None = None,
     on_error: str = "raise",
+    split: str | None = "train",
+    streaming: bool = False,
     **options: Any,
-) -> datasets.Dataset:
-    """Build (or reuse from the cache) one micro-expression dataset and return its single split.
+) -> datasets.Dataset | datasets.DatasetDict | datasets.IterableDataset | datasets.IterableDatasetDict:
+    """Build (or reuse from the cache) one micro-expression dataset and return its split.
 
     name: casme2, samm, smic, composite or synthetic. class_set: 5class (CASME II, SAMM default), 3class
-    (SMIC-HS, composite default) or all. on_error: "raise" or "skip". Options: lazy (store frame paths,
-    not bytes), spot_apex (estimate a missing apex by optical flow; False: the midpoint), release
-    ("auto", "raw", "cropped"), sheet (the coding sheet's path); synthetic: its generator's knobs.
+    (SMIC-HS, composite default) or all (the builders' configs). on_error: "raise" or "skip". split: as in
+    `datasets.load_dataset`: "train" (the only split; LOSO folds are made by subject later; slices such as
+    "train[:10]" work), or None for a DatasetDict. streaming=True: nothing is built or cached, clips are
+    read while iterating (an IterableDataset). Options: lazy (store frame paths, not bytes), spot_apex
+    (estimate a missing apex by optical flow; False: the midpoint), release ("auto", "raw", "cropped"),
+    sheet (the coding sheet's path); synthetic: its generator's knobs.
     """
+    if split is not None and str(split).split("[")[0].strip() != "train":
+        raise ValueError(f"split={split!r}: the micro-expression datasets have one split, 'train' (or None for all)")
     builder = _make_builder(name, data_dir, class_set, cache_dir, on_error, options)
+    if streaming:
+        if split is not None and split != "train":
+            raise ValueError(f"split={split!r}: slices need streaming=False (stream 'train' and use .take(n))")
+        return builder.as_streaming_dataset(split=split)
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as exc:
@@ -103,8 +114,8 @@ def load_mer_dataset(
         if isinstance(exc.__cause__, MERDataError):
             raise exc.__cause__ from None
         raise
-    dataset = builder.as_dataset(split="train")
-    skipped = skipped_clips(dataset)
+    dataset = builder.as_dataset(split=split)
+    skipped = skipped_clips(dataset if split is not None else dataset["train"])
     if skipped:
         print(format_skip_report(skipped))
     return dataset

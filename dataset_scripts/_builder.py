@@ -128,19 +128,45 @@ def source_hash() -> str:
 
 
 class MERBuilder(datasets.GeneratorBasedBuilder):
-    """Base of the real-dataset builders: one `train` split (LOSO folds are made by subject later)."""
+    """Base of the real-dataset builders: one `train` split (LOSO folds are made by subject later).
+
+    Each class set is a named config (`BUILDER_CONFIGS`, made from `CLASS_SET_LABELS` plus "all" unless
+    `OFFERS_ALL` is False), the default one being `DEFAULT_CLASS_SET`: `CASME2(config_name="all",
+    data_dir=...)` and `CASME2(class_set="all", data_dir=...)` are the same build.
+    """
 
     BUILDER_CONFIG_CLASS = MERBuilderConfig
     VERSION = datasets.Version("1.0.0")
     DEFAULT_CLASS_SET: ClassVar[str]
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]]
+    OFFERS_ALL: ClassVar[bool] = True
     DESCRIPTION: ClassVar[str]
     CITATION: ClassVar[str] = ""
     HOMEPAGE: ClassVar[str] = ""
     LICENSE: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "CLASS_SET_LABELS" in cls.__dict__:
+            names = [*cls.CLASS_SET_LABELS, *(["all"] if cls.OFFERS_ALL else [])]
+            cls.BUILDER_CONFIGS = [
+                MERBuilderConfig(
+                    name=name,
+                    class_set=name,
+                    description=f"classes: {', '.join(cls.CLASS_SET_LABELS[name])}" if name != "all"
+                    else "every annotated emotion, as written (sorted)",
+                )
+                for name in names
+            ]
+            cls.DEFAULT_CONFIG_NAME = cls.DEFAULT_CLASS_SET
+
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("hash", source_hash())
+        class_set, config_name = kwargs.get("class_set"), kwargs.get("config_name")
+        if class_set in {config.name for config in self.BUILDER_CONFIGS} and config_name in (None, class_set):
+            kwargs["config_name"] = kwargs.pop("class_set")  # that config: the same build and cache as by name
+        elif config_name is not None and class_set is not None and config_name != class_set:
+            raise ValueError(f"config_name={config_name!r} and class_set={class_set!r} disagree: the configs are the class sets")
         super().__init__(*args, **kwargs)
 
     # -- class set and plan -----------------------------------------------------------------------

@@ -61,6 +61,7 @@ class MEGC2019Composite(MERBuilder):
     """The composite; class set 3class only."""
 
     DEFAULT_CLASS_SET = "3class"
+    OFFERS_ALL = False
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
     DESCRIPTION = "MEGC2019 composite micro-expression set (CASME II, SAMM, SMIC-HS; official 3-class list)."
     CITATION = (

@@ -51,28 +51,52 @@ def _tiny() -> datasets.Dataset:
     return datasets.Dataset.from_dict({"dataset": ["casme2", "samm"], "label": [0, 1]})
 
 
+class _FakeHub:
+    """Stands in for the Hub API: records the repository and the folder that would be uploaded."""
+
+    def __init__(self, monkeypatch, public: bool = False, fail: Exception | None = None) -> None:
+        self.calls: list[tuple] = []
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+        hub = self
+
+        def create_repo(api, repo_id, **kw):
+            if fail is not None:
+                raise fail
+            hub.calls.append(("create", repo_id, kw, api.token))
+            return types.SimpleNamespace(repo_id=repo_id)
+
+        def upload_folder(api, *, repo_id, folder_path, **kw):
+            hub.calls.append(("upload", repo_id, sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*.*")), kw))
+
+        monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+        monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", lambda api, repo_id, **kw: types.SimpleNamespace(private=not public))
+        monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+
+
 def test_push_is_private_by_default_and_warns(monkeypatch) -> None:
-    calls = []
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo, **kw: calls.append((repo, kw)))
+    hub = _FakeHub(monkeypatch)
     with pytest.warns(UserWarning, match=r"forbid redistribution.*casme2, samm"):
         url = push_dataset_to_hub(_tiny(), "me/mer-private")
-    assert calls == [("me/mer-private", {"private": True, "token": None})]
+    assert hub.calls[0] == ("create", "me/mer-private", {"repo_type": "dataset", "private": True, "exist_ok": True}, None)
+    assert hub.calls[1][:3] == ("upload", "me/mer-private", ["README.md", "data/train-00000-of-00001.parquet"])
+    assert hub.calls[1][3]["repo_type"] == "dataset"
     assert url == "https://huggingface.co/datasets/me/mer-private"
     with pytest.warns(UserWarning) as record:
         push_dataset_to_hub(_tiny(), "me/mer-public", private=False, token="t")
     assert any("PUBLIC" in str(w.message) for w in record) and any("licensed" in str(w.message) for w in record)
-    assert calls[-1] == ("me/mer-public", {"private": False, "token": "t"})
+    assert hub.calls[-2] == ("create", "me/mer-public", {"repo_type": "dataset", "private": False, "exist_ok": True}, "t")
+
+
+def test_push_refuses_an_existing_public_repo(monkeypatch) -> None:
+    hub = _FakeHub(monkeypatch, public=True)
+    with pytest.warns(UserWarning), pytest.raises(HubPublishError, match="me/x already exists as a PUBLIC"):
+        push_dataset_to_hub(_tiny(), "me/x")
+    assert [call[0] for call in hub.calls] == ["create"]  # nothing uploaded
 
 
 def test_push_failure_is_a_clear_error(monkeypatch) -> None:
-    def unreachable(self, repo, **kw):
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(datasets.Dataset, "push_to_hub", unreachable)
+    _FakeHub(monkeypatch, fail=OSError("Network is unreachable"))
     with pytest.warns(UserWarning), pytest.raises(HubPublishError, match="could not push me/x to the Hub.*unreachable"):
         push_dataset_to_hub(_tiny(), "me/x")
 
