@@ -10,7 +10,7 @@ Why the pieces look as they do (the folds are in `protocols.py`, the epoch choic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,8 +83,12 @@ def train_one_epoch(
     epoch: int,
     total_rows: int,
     progress: Any = None,
+    on_step: Callable[[torch.Tensor], None] | None = None,
 ) -> float:
-    """One pass; returns the mean training loss of this process's batches."""
+    """One pass; returns the mean training loss of this process's batches.
+
+    `on_step(loss)` is called after every optimizer step (experiment tracking), on every process.
+    """
     model.train()
     total, steps = 0.0, 0
     for batch in loader:
@@ -98,6 +102,8 @@ def train_one_epoch(
             optimizer.step()
             if accelerator.sync_gradients:
                 scheduler.step()
+                if on_step is not None:
+                    on_step(loss)
             optimizer.zero_grad()
         total += float(loss.detach())
         steps += 1
