@@ -12,6 +12,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 from PIL import Image
+from test_processing_dataset import fake_dataset
 
 from modeling_mer.processing_mer import MERImageProcessor
 from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
@@ -23,7 +24,6 @@ from modeling_mer.training.run_state import (
     has_finished_work,
     write_fold,
 )
-from tests.test_processing_dataset import fake_dataset
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ Nothing becomes visible half-written. A checkpoint is written to `.checkpoint_N.
 `checkpoint_N` once its state and progress.json are on disk; a fold file and run_args.json are written
 to a temporary name and renamed; the final model is saved to `.final_model.incomplete/`, moved into
 output_dir file by file (each file whole), and `final_model.json` is written after the last one.
-Rotation keeps the newest KEEP_CHECKPOINTS complete checkpoints and never touches the newest one; an old
-checkpoint is renamed to `.deleting_checkpoint_N` before it is removed, so a half-deleted one is never
-mistaken for a checkpoint. Leftovers of a killed write are removed when the next run starts. (A kill
+Rotation happens before a checkpoint is written: it keeps the newest KEEP_CHECKPOINTS - 1 complete ones
+(never fewer than one), so the newest complete checkpoint always exists while the next is written and
+KEEP_CHECKPOINTS exist after. An old checkpoint is renamed to `.deleting_checkpoint_N` before it is
+removed, so a half-deleted one is never mistaken for a checkpoint. Leftovers of a killed write are removed when the next run starts. (A kill
 is not a power cut: files the operating system had not written to disk when the machine lost power are
 beyond what renaming can protect.)
 
@@ -167,8 +168,8 @@ class Checkpoints:
     instant leaves either the previous set or the previous set plus one complete new checkpoint."""
 
     def __init__(self, project_dir: str | os.PathLike[str], keep: int = KEEP_CHECKPOINTS):
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1 (the newest checkpoint is never deleted), got {keep}")
+        if keep < 2:
+            raise ValueError(f"keep must be at least 2 (the newest stays while the next is written), got {keep}")
         self.folder = Path(project_dir) / "checkpoints"
         self.keep = keep
 
@@ -206,13 +207,15 @@ class Checkpoints:
         return removed
 
     def save(self, accelerator: Any, progress: dict[str, Any]) -> Path:
-        """`accelerator.save_state` into a temporary folder, then progress.json, then the rename that makes
-        it visible; then rotation. Every process must call it (each saves its own RNG state)."""
+        """Rotation, then `accelerator.save_state` into a temporary folder, progress.json, and the rename
+        that makes it visible (the last step: a kill before it leaves the previous checkpoints as they
+        were). Every process must call it (each saves its own RNG state)."""
         number = max((n for n, _ in self.complete()), default=-1) + 1
         final = self.folder / f"checkpoint_{number}"
         tmp = self.folder / f".checkpoint_{number}.incomplete"
         where = {"fold": progress.get("fold"), "epoch": progress.get("epoch")}
         if accelerator.is_main_process:
+            self._rotate(where)
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
@@ -226,12 +229,12 @@ class Checkpoints:
             fault_point("checkpoint:complete_not_renamed", **where)
             os.replace(tmp, final)
             fault_point("checkpoint:renamed", **where)
-            self._rotate(where)
         accelerator.wait_for_everyone()
         return final
 
     def _rotate(self, where: dict[str, Any]) -> None:
-        for _, path in self.complete()[: -self.keep]:
+        """Make room for one more: keep the newest keep - 1 (>= 1) complete checkpoints."""
+        for _, path in self.complete()[: -(self.keep - 1)]:
             trash = path.with_name(f".deleting_{path.name}")
             os.replace(path, trash)
             fault_point("checkpoint:rotating", **where)
@@ -273,6 +276,20 @@ def save_final_model(output_dir: Path, model: Any, processor: Any, marker: dict[
     fault_point("final_model:marked")
 
 
+SKIPS_FILE = "skipped_clips.json"
+
+
+def write_skips(output_dir: Path, skipped: list[dict[str, str]]) -> None:
+    """The clips --on_error skip left out at any stage (build, preprocessing), for metrics.json."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(output_dir / SKIPS_FILE, json.dumps(skipped, indent=1))
+
+
+def read_skips(output_dir: Path) -> list[dict[str, str]]:
+    path = output_dir / SKIPS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 # Kept until train.py moves to `Checkpoints` (accelerate's own naming and rotation).
 def write_progress(checkpoint: Path, progress: dict[str, Any]) -> None:
     (checkpoint / "progress.json").write_text(json.dumps(progress))
@@ -300,7 +317,9 @@ __all__ = [
     "latest_checkpoint",
     "prediction_frame",
     "read_folds",
+    "read_skips",
     "save_final_model",
     "write_fold",
     "write_progress",
+    "write_skips",
 ]
