@@ -23,14 +23,14 @@ The protocol, as this file runs it:
    the protocol mixes datasets;
 5. train the released model on all clips with the same recipe; save it with its processor and card.
 Every epoch is checkpointed (`save_state`); `--resume` continues where a killed run stopped, and
-finished folds' predictions are kept in output_dir/folds/. Mixed precision and the number of processes
-come from `accelerate launch`.
+finished folds' predictions are kept in output_dir/folds/. A kill at any instant loses at most the epoch
+in progress: checkpoints, fold files and the final model become visible only when complete
+(modeling_mer.training.run_state). Mixed precision and the number of processes come from `accelerate launch`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,13 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from dataset_scripts import DATASET_NAMES, load_mer_dataset
+from dataset_scripts import DATASET_NAMES, MERDataError, load_mer_dataset, skipped_clips
 from modeling_mer import MERConfig
 from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
 from modeling_mer.evaluation.metrics import compute_mer_metrics
 from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
 from modeling_mer.training.loop import FlowClips, class_weights, make_loader, predict, train_one_epoch
-from modeling_mer.training.preprocessing import preprocess_dataset
+from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
 from modeling_mer.training.protocols import (
     MULTI_DATASET_PROTOCOLS,
     PROTOCOLS,
@@ -70,14 +70,19 @@ from modeling_mer.training.run_setup import (
 )
 from modeling_mer.training.run_state import (
     FINAL,
+    FINAL_MARKER,
+    Checkpoints,
+    RunStateError,
     check_run_args,
-    checkpoint_number,
+    clean_incomplete,
+    fault_point,
     fold_file,
-    latest_checkpoint,
     prediction_frame,
     read_folds,
+    read_skips,
+    save_final_model,
     write_fold,
-    write_progress,
+    write_skips,
 )
 from modeling_mer.training.selection import EpochSelection
 
@@ -200,6 +205,16 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         getattr(args, k) is not None for k in ("synthetic_subjects", "synthetic_clips", "synthetic_seed")
     ):
         p.error("--synthetic_* options apply only to --dataset synthetic")
+    if args.dataset == "synthetic":
+        from dataset_scripts.synthetic import check_knobs
+
+        for option, knob in (("synthetic_subjects", "num_subjects"), ("synthetic_clips", "clips_per_subject"),
+                             ("synthetic_seed", "seed")):
+            if getattr(args, option) is not None:
+                try:
+                    check_knobs(**{knob: getattr(args, option)})
+                except ValueError as err:
+                    p.error(f"--{option}: {err}")
     if args.crop is None:
         args.crop = "none" if args.dataset == "synthetic" else "haar"
     elif args.crop not in ("haar", "none"):
@@ -242,7 +257,13 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
         label_names = list(raw.features["label"].names)
         config = base_config(model_choice(args), label_names)
         processor = build_processor(args.model, config, {k: getattr(args, k) for k in PROCESSOR_OPTIONS})
-        data = preprocess_dataset(raw, processor, num_proc=args.num_proc)
+        data = preprocess_dataset(raw, processor, num_proc=args.num_proc, on_error=args.on_error)
+    if args.on_error == "skip":  # every stage's skipped clips, in the report (metrics.json) too
+        late = preprocessing_skips(data)
+        for skip in late:
+            accelerator.print(f"skipped in preprocessing: {skip['clip']}: {skip['reason']}")
+        if accelerator.is_main_process:
+            write_skips(Path(args.output_dir), skipped_clips(raw) + late)
     flows = torch.from_numpy(np.asarray(data.with_format("numpy")[:]["flow"]))  # (N, T, C, S, S) float16
     meta = data.select_columns(["dataset", "subject", "clip_id", "label"]).to_pandas()
     return flows, meta, label_names, config, processor
@@ -273,10 +294,10 @@ def train_and_predict(
     scheduler = accelerator.prepare(make_scheduler(settings, optimizer, selection.epochs, len(train_loader)))
     weights = class_weights(labels[fold.train].tolist(), config.num_labels) if args.class_balance == "loss" else None
     start, best = 0, None
-    found = latest_checkpoint(Path(accelerator.project_dir))
+    checkpoints = Checkpoints(accelerator.project_dir)
+    found = checkpoints.latest()
     if found is not None and found[1]["fold"] == fold_id:
         accelerator.load_state(str(found[0]))
-        accelerator.project_configuration.iteration = checkpoint_number(found[0]) + 1
         start, best = found[1]["epoch"] + 1, found[1].get("best")
         accelerator.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {selection.epochs})")
     bar = tqdm(total=(selection.epochs - start) * len(train_loader), desc=f"fold {fold.name}", leave=False,
@@ -284,15 +305,14 @@ def train_and_predict(
     for epoch in range(start, selection.epochs):
         train_loader.set_epoch(epoch)
         bar.set_description(f"fold {fold.name} epoch {epoch + 1}/{selection.epochs}")
+        fault_point("epoch:started", fold=fold_id, epoch=epoch)
         loss = train_one_epoch(accelerator, model, train_loader, optimizer, scheduler, processor, weights,
                                not args.no_augment, seed, epoch, len(labels), bar)
         if selection.scores_every_epoch and test_loader is not None:
             best = score_epoch(accelerator, model, processor, labels, config, selection, epoch, best,
                                val_loader, test_loader)
-        path = Path(accelerator.save_state())
-        if accelerator.is_main_process:
-            write_progress(path, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
-        accelerator.wait_for_everyone()
+        fault_point("epoch:trained", fold=fold_id, epoch=epoch)
+        checkpoints.save(accelerator, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
         budget["epochs"] += 1
         if args.stop_after is not None and budget["epochs"] >= args.stop_after:
             bar.close()
@@ -338,9 +358,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        project_config=ProjectConfiguration(
-            project_dir=str(output_dir / "checkpoints" / run_name), automatic_checkpoint_naming=True, total_limit=2
-        ),
+        # Checkpoint naming and rotation are run_state.Checkpoints' (atomic), not accelerate's.
+        project_config=ProjectConfiguration(project_dir=str(output_dir / "checkpoints" / run_name)),
         step_scheduler_with_optimizer=False,  # stepped once per optimizer step, whatever the process count
     )
     if accelerator.device.type == "cpu" and (args.cpu_threads or args.model == "tiny"):
@@ -348,16 +367,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if args.push_to_hub:  # before anything slow: no token or no network must not cost a training run
         accelerator.print(f"Hub: {check_hub_access(args.hub_model_id, private=not args.hub_public)}")
     run_args = {k: v for k, v in sorted(vars(args).items())}
-    check_run_args(output_dir, run_args, args.resume or args.aggregate or args.fold is not None,
-                   write=False)
+    resuming = args.resume or args.aggregate or args.fold is not None
+    check_run_args(output_dir, run_args, resuming, write=False)  # refuse before anything is written
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        check_run_args(output_dir, run_args, True, write=True)
-    existing = [checkpoint_number(p) for p in (Path(accelerator.project_dir) / "checkpoints").glob("checkpoint_*")]
-    accelerator.project_configuration.iteration = max(existing, default=-1) + 1  # never overwrite a checkpoint
+    if accelerator.is_main_process:  # what a killed write left is never read: remove it
+        removed = Checkpoints(accelerator.project_dir).clean() + clean_incomplete(output_dir)
+        if removed:
+            accelerator.print(f"removed what a stopped run left half-written: {', '.join(removed)}")
+    accelerator.wait_for_everyone()
 
     # 1. data: the dataset and its optical flow, computed once and cached
     flows, meta, label_names, config, processor = load_flow_data(args, accelerator)
+    if accelerator.is_main_process:  # the settings are stored once the data is there
+        check_run_args(output_dir, run_args, True, write=True)
+    accelerator.wait_for_everyone()
     labels = torch.tensor(meta["label"].to_numpy(), dtype=torch.long)
     selection = EpochSelection.from_options(args.epochs, args.val_subjects, args.select_on_test)
     subjects, datasets_of = meta["subject"].tolist(), meta["dataset"].tolist()
@@ -388,6 +411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 accelerator, args, config, processor, flows, labels, fold, fold.index, budget, selection
             )
             frame = prediction_frame(rows, probs, meta, label_names, fold.name, epoch)
+            fault_point("fold:predicted", fold=fold.index)
             if accelerator.is_main_process:
                 write_fold(output_dir, fold.index, frame)
             accuracy = float((frame["label"] == frame["prediction"]).mean())
@@ -404,8 +428,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 "selection": selection.description, "optimistic": selection.optimistic, "note": selection.note}
         metrics = pooled_metrics(predictions, label_names, info)
         metrics["seconds"] = round(time.time() - started, 1)
+        if args.on_error == "skip":
+            metrics["skipped_clips"] = read_skips(output_dir)
+        fault_point("reports:pooled")
         if accelerator.is_main_process:
             write_reports(output_dir, predictions, metrics)
+        fault_point("reports:written")
         accelerator.print(summary_line(metrics))
 
         # 4. the released model: all clips, same recipe
@@ -422,7 +450,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 def train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget,
                       selection: EpochSelection):
     """Train on every clip, save model + processor + card in output_dir, push if asked."""
-    marker = output_dir / "final_model.json"
+    marker = output_dir / FINAL_MARKER
     if marker.exists():
         accelerator.print("final model: kept from the previous run")
     else:
@@ -433,10 +461,9 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
             accelerator.print(f"final model: {final.epochs} epochs (median of the folds' validation choices)")
         model, *_ = train_and_predict(accelerator, args, config, processor, flows, labels, everyone, FINAL, budget,
                                       final)
-        if accelerator.is_main_process:
-            accelerator.unwrap_model(model).save_pretrained(output_dir)
-            processor.save_pretrained(output_dir)
-            marker.write_text(json.dumps({"trained_on": "all clips", "epochs": final.epochs}))
+        if accelerator.is_main_process:  # final_model.json is written once every file is in place
+            save_final_model(output_dir, accelerator.unwrap_model(model), processor,
+                             {"trained_on": "all clips", "epochs": final.epochs})
         accelerator.free_memory(model)
     if accelerator.is_main_process:
         described = {**run_args, "aggregation": config.aggregation, "num_frames": config.num_frames,
@@ -444,6 +471,7 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
                      **{k: getattr(processor, k) for k in ("input_mode", "flow", "encoding", "crop", "uv_scale")}}
         card = render_card(MODEL_CARD_TEMPLATE, metrics, described, args.hub_model_id or str(output_dir))
         card.save(output_dir / "README.md")
+        fault_point("final:card_written")
         if args.push_to_hub:
             accelerator.print(f"pushed: {push_output(output_dir, args.hub_model_id)}")
     accelerator.wait_for_everyone()
@@ -452,5 +480,5 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
 if __name__ == "__main__":
     try:
         main()
-    except (FileExistsError, HubAccessError) as err:  # user-facing conditions: a message, not a traceback
-        raise SystemExit(f"train.py: error: {err}") from None
+    except (FileExistsError, HubAccessError, RunStateError, MERDataError) as err:  # the user's to fix: one line
+        raise SystemExit(f"train.py: error: {' '.join(str(err).split())}") from None

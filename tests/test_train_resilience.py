@@ -1,0 +1,114 @@
+"""train.py survives kills and bad starts (issue 15): the fault-injection test, a failed start that does
+not lock the folder, changed settings on --resume in one line, --on_error skip through preprocessing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+from test_train import FAST, tiny_synthetic
+
+import train
+from modeling_mer.training.run_state import RunStateError
+
+REPO = Path(__file__).resolve().parents[1]
+# A tiny LOSO run: 3 subjects x 3 clips of the synthetic set, 16 px, 2 frames, 2 epochs, then the final model.
+FAULT_ARGS = ["--synthetic_subjects", "3", "--synthetic_clips", "3", "--epochs", "2", "--image_size", "16",
+              "--num_frames", "2"]
+KINDS = {  # every phase of a run, each of which must be hit by a kill
+    "epoch:started", "epoch:trained", "checkpoint:rotating", "checkpoint:temp_created", "checkpoint:state_saved",
+    "checkpoint:complete_not_renamed", "checkpoint:renamed", "fold:predicted", "fold_file:written_not_renamed",
+    "fold_file:renamed", "reports:pooled", "reports:written", "final_model:saved_to_temp",
+    "final_model:moving_files", "final_model:files_in_place", "final_model:marked", "final:card_written",
+}
+SAME = ["model.safetensors", "config.json", "preprocessor_config.json", "predictions.csv", "final_model.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the driver forks one child per run")
+def test_sigkill_at_every_phase_then_resume_gives_identical_predictions_and_model(tmp_path):
+    """One driver process forks a run per kill (tests/fault_injection.py); all of them share the datasets
+    cache, so the flow is computed once. Each run is SIGKILLed at its target; the next resumes."""
+    spec = {"argv": [*FAULT_ARGS, "--cache_dir", str(tmp_path / "cache")], "work": str(tmp_path), "min_kills": 20}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, str(REPO / "tests" / "fault_injection.py"), str(tmp_path / "spec.json")],
+                   check=True, env=env, timeout=540)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["reference"]["ended"] == "exit 0", (tmp_path / "reference.log").read_text()[-3000:]
+    runs = result["runs"]
+    kills = [r for r in runs if r["target"] is not None]
+    logs = "\n".join(p.read_text()[-1500:] for p in sorted(tmp_path.glob("run_*.log"))[-2:])
+    assert [r["ended"] for r in kills] == ["signal 9"] * len(kills) and runs[-1] == {**runs[-1], "ended": "exit 0"}, logs
+    assert len(kills) >= 20 and {t.split(" ")[0] for t in result["targets"]} == KINDS
+    assert Counter(t.split(" ")[0] for t in result["timeline"]).keys() == KINDS  # no phase left unlisted
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    for name in SAME + sorted(p.relative_to(reference).as_posix() for p in (reference / "folds").iterdir()):
+        assert (killed / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs after the kills"
+    leftovers = [p.name for p in killed.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert leftovers == [], leftovers
+    assert len(list((killed / "checkpoints" / "loso" / "checkpoints").iterdir())) == 2
+    print(f"fault injection: {len(kills)} kills, {sum(r['seconds'] for r in runs):.1f} s in the runs")
+
+
+@pytest.fixture
+def patched(monkeypatch):
+    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+
+
+def test_argument_problems_are_named_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        train.main(["--synthetic_clips", "4", "--output_dir", str(out)])
+    assert "--synthetic_clips: synthetic: clips_per_subject must be a multiple of 3" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_that_failed_early_does_not_lock_its_folder(tmp_path, patched, monkeypatch):
+    out = tmp_path / "run"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the data went away")
+
+    monkeypatch.setattr(train, "load_mer_dataset", broken)
+    with pytest.raises(RuntimeError):
+        train.main([*FAST, "--output_dir", str(out), "--epochs", "1", "--no_final_model"])
+    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    # corrected arguments, without --resume: the folder holds no finished work, so it is not a previous run
+    assert train.main([*FAST, "--output_dir", str(out), "--epochs", "1", "--no_final_model", "--stop_after", "1"]) is None
+    with pytest.raises(RunStateError) as refused:  # now it does: other settings are refused in one line
+        train.main([*FAST, "--output_dir", str(out), "--epochs", "2", "--no_final_model", "--resume"])
+    assert "\n" not in str(refused.value) and "--epochs 1 (now 2)" in str(refused.value)
+
+
+def test_on_error_skip_covers_preprocessing(tmp_path, monkeypatch):
+    def one_clip_changes_size(*args, **kwargs):
+        data = tiny_synthetic(*args, **kwargs)
+        small = io.BytesIO()
+        Image.new("RGB", (24, 24)).save(small, format="PNG")
+
+        def shrink(row, index):
+            if index == 4:
+                row["frames"] = row["frames"][:-1] + [{"bytes": small.getvalue(), "path": None}]
+            return row
+
+        return data.map(shrink, with_indices=True)
+
+    monkeypatch.setattr(train, "load_mer_dataset", one_clip_changes_size)
+    args = [*FAST, "--epochs", "1", "--no_final_model"]
+    with pytest.raises(ValueError, match=r"preprocessing clip synthetic/synth_s02/c01: .*one size"):
+        train.main([*args, "--output_dir", str(tmp_path / "strict")])
+    metrics = train.main([*args, "--output_dir", str(tmp_path / "skip"), "--on_error", "skip"])
+    [skipped] = metrics["skipped_clips"]
+    assert (skipped["clip"], skipped["where"]) == ("synthetic/synth_s02/c01", "preprocessing")
+    assert json.loads((tmp_path / "skip" / "metrics.json").read_text())["skipped_clips"] == [skipped]
+    predictions = pd.read_csv(tmp_path / "skip" / "predictions.csv", dtype=str)
+    assert len(predictions) == 8 and not ((predictions["subject"] == "synth_s02") & (predictions["clip_id"] == "c01")).any()
