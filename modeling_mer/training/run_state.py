@@ -221,7 +221,13 @@ class Checkpoints:
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         fault_point("checkpoint:temp_created", **where)
-        accelerator.save_state(str(tmp))
+        config = accelerator.project_configuration
+        automatic = config.automatic_checkpoint_naming  # would ignore `tmp` and rotate with total_limit
+        config.automatic_checkpoint_naming = False
+        try:
+            accelerator.save_state(str(tmp))
+        finally:
+            config.automatic_checkpoint_naming = automatic
         fault_point("checkpoint:state_saved", **where)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -290,36 +296,20 @@ def read_skips(output_dir: Path) -> list[dict[str, str]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-# Kept until train.py moves to `Checkpoints` (accelerate's own naming and rotation).
-def write_progress(checkpoint: Path, progress: dict[str, Any]) -> None:
-    (checkpoint / "progress.json").write_text(json.dumps(progress))
-
-
-def latest_checkpoint(project_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    return Checkpoints(project_dir).latest()
-
-
-def checkpoint_number(path: Path) -> int:
-    return int(path.name.rsplit("_", 1)[1])
-
-
 __all__ = [
     "FINAL",
     "FINAL_MARKER",
     "Checkpoints",
     "RunStateError",
     "check_run_args",
-    "checkpoint_number",
     "clean_incomplete",
     "fault_point",
     "fold_file",
     "has_finished_work",
-    "latest_checkpoint",
     "prediction_frame",
     "read_folds",
     "read_skips",
     "save_final_model",
     "write_fold",
-    "write_progress",
     "write_skips",
 ]
