@@ -11,7 +11,9 @@
     train.py ... --fold 7          # one fold (cluster job arrays), then: train.py ... --aggregate
 
 The protocol, as this file runs it:
-1. build the dataset and store its optical flow once (cached);
+1. build the dataset and store its optical flow once (cached); with a frozen ViT (slstt-b16-384,
+   --freeze_spatial) also its frame embeddings of every clip, once (the feature store): the folds then
+   train only the aggregator and head on them;
 2. make the folds of --protocol (modeling_mer.training.protocols): loso (one subject held out at a
    time), composite (LOSO over the subjects of all datasets, MEGC2019), hde (one dataset held out at a
    time, MEGC2018) or cross (train on some datasets, test on others);
@@ -47,7 +49,14 @@ from modeling_mer import MERConfig
 from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
 from modeling_mer.evaluation.metrics import compute_mer_metrics
 from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
-from modeling_mer.training.loop import FlowClips, class_weights, make_loader, predict, train_one_epoch
+from modeling_mer.training.clips import ArrowClips, ClipTable
+from modeling_mer.training.features import (
+    StoredFeatureModel,
+    frame_embedding_store,
+    store_columns,
+    whole_model,
+)
+from modeling_mer.training.loop import class_weights, make_loader, predict, train_one_epoch
 from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
 from modeling_mer.training.protocols import (
     MULTI_DATASET_PROTOCOLS,
@@ -130,6 +139,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--pretrained_spatial", default=None, help="initialise the spatial ViT from this Hub id or folder")
     model.add_argument("--aggregation", choices=("transformer", "lstm", "mean"), default=None)
     model.add_argument("--dropout", type=float, default=None, help="temporal and head dropout (default: the preset's)")
+    model.add_argument("--freeze_spatial", action="store_true",
+                       help="keep the spatial ViT fixed (slstt-b16-384 does already): only the aggregator and head train, "
+                            "on frame embeddings computed once per clip and stored (the feature store)")
+    model.add_argument("--no_feature_store", action="store_true",
+                       help="with a frozen ViT, run it on every frame in every epoch instead of storing its embeddings "
+                            "once (the same predictions, far slower; for comparison)")
     train = p.add_argument_group("training")
     train.add_argument("--output_dir", default="runs/mer-loso")
     train.add_argument("--epochs", type=int, default=None, help="fixed epochs per fold (default 12; synthetic 20)")
@@ -156,8 +171,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--resume", action="store_true", help="continue a stopped run in --output_dir")
     run.add_argument("--stop_after", type=int, default=None, help="stop after N epochs of this invocation (preemptible jobs)")
     run.add_argument("--cpu_threads", type=int, default=None,
-                     help="torch threads per process on CPU (default: 1 for the tiny preset, whose small ops only lose "
-                          "to thread overhead; torch's default otherwise)")
+                     help="torch threads per process on CPU (default: 1 for the tiny preset and for training on stored "
+                          "frame embeddings, whose small ops only lose to thread overhead; torch's default otherwise)")
     run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
     run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
     run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
@@ -236,7 +251,7 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
 
 def model_choice(args: argparse.Namespace) -> ModelChoice:
     return ModelChoice(args.model, args.pretrained_spatial, args.num_frames, args.aggregation, args.dropout,
-                       args.image_size)
+                       args.image_size, freeze_spatial=True if args.freeze_spatial else None)
 
 
 def optimizer_settings(args: argparse.Namespace) -> OptimizerSettings:
@@ -245,7 +260,11 @@ def optimizer_settings(args: argparse.Namespace) -> OptimizerSettings:
 
 
 def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
-    """Build the dataset and its stored flow (main process first: the others reuse the cache)."""
+    """Build the dataset and its stored flow (main process first: the others reuse the cache).
+
+    The flow stays in the memory-mapped Arrow table: batches read their rows from it (`ArrowClips`), so
+    the dataset need not fit in memory.
+    """
     options: dict[str, Any] = {}
     if args.dataset == "synthetic":
         knobs = {"num_subjects": args.synthetic_subjects, "clips_per_subject": args.synthetic_clips,
@@ -264,14 +283,39 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
             accelerator.print(f"skipped in preprocessing: {skip['clip']}: {skip['reason']}")
         if accelerator.is_main_process:
             write_skips(Path(args.output_dir), skipped_clips(raw) + late)
-    flows = torch.from_numpy(np.asarray(data.with_format("numpy")[:]["flow"]))  # (N, T, C, S, S) float16
     meta = data.select_columns(["dataset", "subject", "clip_id", "label"]).to_pandas()
-    return flows, meta, label_names, config, processor
+    return data, meta, label_names, config, processor
+
+
+def clip_table(
+    args: argparse.Namespace, accelerator: Accelerator, data: Any, config: MERConfig, processor: Any
+) -> tuple[ClipTable, dict[str, Any] | None]:
+    """What the batches read: the stored flow, or, with a frozen ViT, its frame embeddings computed once.
+
+    The frozen encoder is the one every fold gets (pretrained, saved, or initialised from --seed); its
+    embeddings of every clip, and of its mirror image when augmenting, are stored in the datasets cache
+    (`training.features`) and reused by every fold, epoch, resumed or later run with the same data,
+    processor and encoder weights.
+    """
+    if not config.freeze_spatial or args.no_feature_store:
+        return ClipTable(data, ("flow",)), None
+    mirrored = not args.no_augment
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(accelerator.mixed_precision))
+    with accelerator.main_process_first(), torch.random.fork_rng():
+        encoder_model = build_model(model_choice(args), config, frozen_encoder_seed=args.seed)
+        store, report = frame_embedding_store(
+            data, encoder_model, processor, mirrored, cache_dir=args.cache_dir, batch_size=args.batch_size,
+            device=accelerator.device, autocast_dtype=precision,
+        )
+    del encoder_model
+    done = "reused" if report["reused"] else f"encoded {report['frames_encoded']} frames of"
+    accelerator.print(f"feature store: {done} {report['clips']} clips in {report['seconds']:.1f} s ({report['path']})")
+    return ClipTable(store, store_columns(mirrored)), report
 
 
 def train_and_predict(
     accelerator: Accelerator, args: argparse.Namespace, config: MERConfig, processor: Any,
-    flows: torch.Tensor, labels: torch.Tensor, fold: Fold, fold_id: int | str, budget: dict[str, int],
+    source: ClipTable, labels: torch.Tensor, fold: Fold, fold_id: int | str, budget: dict[str, int],
     selection: EpochSelection,
 ) -> tuple[torch.nn.Module, list[int], np.ndarray, int]:
     """Train a fresh model on `fold.train` (resuming from this fold's checkpoint if any); predict `fold.test`.
@@ -281,16 +325,21 @@ def train_and_predict(
     """
     seed = args.seed + (fold.index if fold_id != FINAL else 10_000)
     set_seed(seed)
-    model = build_model(model_choice(args), config)
+    model = build_model(model_choice(args), config, frozen_encoder_seed=args.seed)
+    if source.stored_features:  # train the aggregator and head on the stored embeddings; `model` is still whole
+        model = StoredFeatureModel(model)
     settings = optimizer_settings(args)
     optimizer = make_optimizer(settings, model)
-    train_loader = make_loader(FlowClips(flows, labels, fold.train), args.batch_size, shuffle=True, seed=seed)
-    test_loader = make_loader(FlowClips(flows, labels, fold.test), args.batch_size, shuffle=False, seed=seed)
+    def clips(rows: list[int]) -> ArrowClips:  # the fold's rows, read from the memory-mapped table on demand
+        return ArrowClips(source.table, labels, rows, source.columns)
+
+    train_loader = make_loader(clips(fold.train), args.batch_size, shuffle=True, seed=seed)
+    test_loader = make_loader(clips(fold.test), args.batch_size, shuffle=False, seed=seed)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     test_loader = accelerator.prepare(test_loader) if fold.test else None
     val_loader = None
     if fold.val:
-        val_loader = accelerator.prepare(make_loader(FlowClips(flows, labels, fold.val), args.batch_size, False, seed))
+        val_loader = accelerator.prepare(make_loader(clips(fold.val), args.batch_size, False, seed))
     scheduler = accelerator.prepare(make_scheduler(settings, optimizer, selection.epochs, len(train_loader)))
     weights = class_weights(labels[fold.train].tolist(), config.num_labels) if args.class_balance == "loss" else None
     start, best = 0, None
@@ -377,7 +426,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     accelerator.wait_for_everyone()
 
     # 1. data: the dataset and its optical flow, computed once and cached
-    flows, meta, label_names, config, processor = load_flow_data(args, accelerator)
+    data, meta, label_names, config, processor = load_flow_data(args, accelerator)
+    source, store_report = clip_table(args, accelerator, data, config, processor)
+    if accelerator.device.type == "cpu" and args.cpu_threads is None and source.stored_features:
+        torch.set_num_threads(1)  # the aggregator and head alone: small ops that only lose to thread overhead
     if accelerator.is_main_process:  # the settings are stored once the data is there
         check_run_args(output_dir, run_args, True, write=True)
     accelerator.wait_for_everyone()
@@ -408,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): kept from the previous run")
                 continue
             model, rows, probs, epoch = train_and_predict(
-                accelerator, args, config, processor, flows, labels, fold, fold.index, budget, selection
+                accelerator, args, config, processor, source, labels, fold, fold.index, budget, selection
             )
             frame = prediction_frame(rows, probs, meta, label_names, fold.name, epoch)
             fault_point("fold:predicted", fold=fold.index)
@@ -428,6 +480,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 "selection": selection.description, "optimistic": selection.optimistic, "note": selection.note}
         metrics = pooled_metrics(predictions, label_names, info)
         metrics["seconds"] = round(time.time() - started, 1)
+        if store_report is not None:
+            metrics["feature_store"] = store_report
         if args.on_error == "skip":
             metrics["skipped_clips"] = read_skips(output_dir)
         fault_point("reports:pooled")
@@ -438,7 +492,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
         # 4. the released model: all clips, same recipe
         if not args.no_final_model:
-            train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args,
+            train_final_model(accelerator, args, config, processor, source, labels, output_dir, metrics, run_args,
                               budget, selection)
     except StopRequested as stop:
         accelerator.print(f"{stop}; continue with --resume")
@@ -447,7 +501,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     return metrics
 
 
-def train_final_model(accelerator, args, config, processor, flows, labels, output_dir, metrics, run_args, budget,
+def train_final_model(accelerator, args, config, processor, source, labels, output_dir, metrics, run_args, budget,
                       selection: EpochSelection):
     """Train on every clip, save model + processor + card in output_dir, push if asked."""
     marker = output_dir / FINAL_MARKER
@@ -459,10 +513,10 @@ def train_final_model(accelerator, args, config, processor, flows, labels, outpu
         final = EpochSelection("fixed", selection.final_epochs(chosen))
         if selection.strategy == "validation":  # no held-out subject left to choose on
             accelerator.print(f"final model: {final.epochs} epochs (median of the folds' validation choices)")
-        model, *_ = train_and_predict(accelerator, args, config, processor, flows, labels, everyone, FINAL, budget,
+        model, *_ = train_and_predict(accelerator, args, config, processor, source, labels, everyone, FINAL, budget,
                                       final)
         if accelerator.is_main_process:  # final_model.json is written once every file is in place
-            save_final_model(output_dir, accelerator.unwrap_model(model), processor,
+            save_final_model(output_dir, whole_model(accelerator.unwrap_model(model)), processor,
                              {"trained_on": "all clips", "epochs": final.epochs})
         accelerator.free_memory(model)
     if accelerator.is_main_process:

@@ -139,3 +139,162 @@ def test_store_is_reused_and_invalidated_by_processor_or_encoder_changes(tmp_pat
     assert not report["reused"] and calls
     with pytest.raises(ValueError, match="freeze_spatial=False"):
         frame_embedding_store(data, MERForVideoClassification(tiny()), processor, mirrored=False, cache_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- train.py end to end
+# A tiny frozen-encoder LOSO (2 subjects: 2 folds, flips on) with and without the store.
+def _tiny_frozen_run(tmp_path, monkeypatch, name, *extra):
+    from test_train import FAST, tiny_synthetic
+
+    import train
+
+    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    out = tmp_path / name
+    argv = [*FAST, "--freeze_spatial", "--synthetic_subjects", "2", "--cache_dir", str(tmp_path / "cache"),
+            "--output_dir", str(out), *extra]
+    return train.main(argv), out
+
+
+def _write_mp4(path, frames):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.slow
+def test_cached_run_equals_uncached_run_and_reuses_its_store(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pandas as pd
+
+    from dataset_scripts.synthetic import generate_clip
+    from modeling_mer.cli.predict import main as predict_main
+
+    cached, cached_dir = _tiny_frozen_run(tmp_path, monkeypatch, "cached")
+    first = capsys.readouterr().out
+    assert "feature store: encoded" in first and cached["feature_store"]["frames_encoded"] == 6 * 2 * 2
+    uncached, uncached_dir = _tiny_frozen_run(tmp_path, monkeypatch, "uncached", "--no_feature_store")
+    assert "feature store" not in capsys.readouterr().out and "feature_store" not in uncached
+
+    # same seed, same flips, same batches: the same predictions. Tolerance: the stored embeddings come from
+    # encoder calls on other batch compositions than the training batches, so float32 sums may differ in the
+    # last bits (measured: below 1e-6 here); 1e-5 on probabilities leaves room and still fails on any real
+    # difference (another flip, another clip, dropout in the encoder: 1e-2 and more).
+    a = pd.read_csv(cached_dir / "predictions.csv")
+    b = pd.read_csv(uncached_dir / "predictions.csv")
+    assert len(a) == 6 and set(a["fold"]) == set(b["fold"]) and len(set(a["fold"])) == 2
+    probs = [c for c in a.columns if c.startswith("prob_")]
+    assert len(probs) == 3
+    np.testing.assert_allclose(a[probs].to_numpy(), b[probs].to_numpy(), rtol=0, atol=1e-5)
+    assert (a["prediction"] == b["prediction"]).all()
+
+    # the released model of the cached run is a whole model (encoder included) equal to the uncached one's
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(cached_dir / "model.safetensors"), load_file(uncached_dir / "model.safetensors")
+    assert wa.keys() == wb.keys() and any(k.startswith("mer.spatial_encoder.") for k in wa)
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-5, msg=key)
+
+    # ... and it predicts on a video
+    clip = generate_clip(0, 1, "positive", num_frames=8, image_size=64, amplitude=3.0, seed=0)
+    video = _write_mp4(tmp_path / "clip.mp4", list(clip.frames))
+    assert predict_main([str(video), "--model", str(cached_dir), "--crop", "none", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["label"] in json.loads((cached_dir / "config.json").read_text())["id2label"].values()
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+    # a second run (another output folder, same data, processor and encoder) reuses the store
+    again, _ = _tiny_frozen_run(tmp_path, monkeypatch, "again", "--no_final_model")
+    assert "feature store: reused" in capsys.readouterr().out
+    assert again["feature_store"]["reused"] and again["feature_store"]["frames_encoded"] == 0
+    assert again["feature_store"]["path"] == cached["feature_store"]["path"]
+    # another processor setting gives another store
+    other, _ = _tiny_frozen_run(tmp_path, monkeypatch, "other", "--no_final_model", "--uv_scale", "3")
+    assert not other["feature_store"]["reused"] and other["feature_store"]["path"] != cached["feature_store"]["path"]
+
+
+# --------------------------------------------------------------------------- the benchmarks' own logic
+def _bench():
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+
+
+def test_data_memory_bench_reads_the_same_batches_both_ways(tmp_path):
+    _bench()
+    import data_memory
+
+    data_memory.write_table(tmp_path / "flow", clips=10, frames=2, size=32)
+    mapped = data_memory.child("memory_mapped", str(tmp_path / "flow"), image_size=32)
+    held = data_memory.child("in_memory", str(tmp_path / "flow"), image_size=32)
+    assert mapped["clips"] == held["clips"] == 10
+    assert mapped["checksum"] == held["checksum"] != 0
+    assert all(run[k] >= 0 for run in (mapped, held) for k in ("peak_anon_mb", "peak_file_mb", "peak_rss_mb"))
+
+
+def test_paper_protocol_extrapolation_adds_the_measured_pieces():
+    _bench()
+    import paper_protocol
+
+    small = {"encoder_frames_per_second": 2.0}
+    full = {"clips": 30, "folds": 3, "fold0_train_clips": 20, "build_and_flow_seconds": 100.0, "num_frames": 11,
+            "uncached": {"epoch_seconds_extrapolated": 50.0}, "cached_fold0": {"seconds": 40.0, "epoch_seconds": 1.0}}
+    out = paper_protocol.extrapolate(small, full, epochs=40)
+    trainings = 3 + 30 / 20  # 3 folds and the final model on every clip
+    store = 30 * 11 * 2 / 2.0
+    assert out["cached"]["store_seconds"] == store
+    assert out["cached"]["total_hours"] == round((100 + store + 40 * trainings) / 3600, 2)
+    assert out["uncached"]["total_hours"] == round((100 + 50 * 40 * trainings) / 3600, 1)
+    assert out["per_epoch_ratio_uncached_over_cached"] == 50.0
+    assert "EXTRAPOLATED" in out["label"] and out["target_2h_met"]
+
+
+@pytest.mark.slow
+def test_two_processes_on_stored_features_match_one(tmp_path, monkeypatch):
+    """The store is written by the main process and read by both; DDP sees only the aggregator and head."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+    from test_train_distributed import LAUNCHER
+
+    repo = Path(__file__).resolve().parents[1]
+    common = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--lr", "3e-3", "--dropout", "0",
+              "--synthetic_clips", "6", "--no_final_model", "--seed", "5", "--freeze_spatial",
+              "--cache_dir", str(tmp_path / "cache")]
+    from test_train import tiny_synthetic
+
+    import train
+
+    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    single = train.main([*common, "--batch_size", "4", "--output_dir", str(tmp_path / "one")])
+    assert not single["feature_store"]["reused"]
+    launcher = tmp_path / "launch_train.py"
+    launcher.write_text(LAUNCHER.format(repo=str(repo), tests=str(repo / "tests")))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               port, str(launcher), *common, "--batch_size", "2", "--output_dir", str(tmp_path / "two")]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 process(es)" in done.stdout and "feature store: reused" in done.stdout
+    a, b = pd.read_csv(tmp_path / "one" / "predictions.csv"), pd.read_csv(tmp_path / "two" / "predictions.csv")
+    probs = [c for c in a.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(a[probs].to_numpy(), b[probs].to_numpy(), rtol=0, atol=1e-5)

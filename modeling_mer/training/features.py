@@ -208,6 +208,11 @@ class StoredFeatureModel(nn.Module):
         return self.model(frame_embeddings=frame_embeddings, **kwargs)
 
 
+def whole_model(model: nn.Module) -> nn.Module:
+    """The model to save: the whole `MERForVideoClassification` behind a `StoredFeatureModel`, else `model`."""
+    return model.model if isinstance(model, StoredFeatureModel) else model
+
+
 @functools.lru_cache(maxsize=1)
 def seeded_frozen_encoder(config_json: str, seed: int) -> dict[str, torch.Tensor]:
     """The encoder weights every fold of a run shares when the frozen encoder is not loaded from a checkpoint:
@@ -230,4 +235,5 @@ __all__ = [
     "store_columns",
     "store_directory",
     "store_fingerprint",
+    "whole_model",
 ]

@@ -34,7 +34,7 @@ class FlowClips(Dataset):
         return {"row": torch.tensor(row), "flow": self.flows[row], "labels": self.labels[row]}
 
 
-def make_loader(clips: FlowClips, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def make_loader(clips: Dataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """A plain loader; `accelerator.prepare` shards it (with a seedable sampler for shuffling)."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(clips, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator)
@@ -57,6 +57,25 @@ def flip_decisions(rows: torch.Tensor, seed: int, epoch: int, total_rows: int) -
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     coins = torch.rand(total_rows, generator=generator) < 0.5
     return coins[rows.cpu()].to(rows.device)
+
+
+def model_inputs(
+    batch: dict[str, torch.Tensor], processor: MERImageProcessor, flip: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """A batch -> the model's keyword inputs: encoded flow, or stored frame embeddings (the feature store).
+
+    `flip` (B,) mirrors the chosen clips: the flow is flipped before encoding, or the embeddings of the
+    mirrored flow, stored beside the plain ones, are taken for those clips; the same inputs either way.
+    """
+    if "embeddings" in batch:
+        embeddings = batch["embeddings"].float()
+        if flip is not None and bool(flip.any()):
+            embeddings = torch.where(flip[:, None, None], batch["embeddings_mirrored"].float(), embeddings)
+        return {"frame_embeddings": embeddings}
+    flow = batch["flow"].float()
+    if flip is not None:
+        flow = hflip_flow(flow, flip)
+    return {"pixel_values": processor.encode_flow(flow)}
 
 
 def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
@@ -92,12 +111,11 @@ def train_one_epoch(
     model.train()
     total, steps = 0.0, 0
     for batch in loader:
-        flow = batch["flow"].float()
-        if augment:
-            flow = hflip_flow(flow, flip_decisions(batch["row"], seed, epoch, total_rows))
+        flip = flip_decisions(batch["row"], seed, epoch, total_rows) if augment else None
+        inputs = model_inputs(batch, processor, flip)
         with accelerator.accumulate(model):
             # the model's own loss is the objective: the released model reports what it was trained on
-            loss = model(pixel_values=processor.encode_flow(flow), labels=batch["labels"], class_weights=weights).loss
+            loss = model(**inputs, labels=batch["labels"], class_weights=weights).loss
             accelerator.backward(loss)
             optimizer.step()
             if accelerator.sync_gradients:
@@ -121,7 +139,7 @@ def predict(
     model.eval()
     rows, probs = [], []
     for batch in loader:
-        logits = model(pixel_values=processor.encode_flow(batch["flow"].float())).logits
+        logits = model(**model_inputs(batch, processor)).logits
         row, prob = accelerator.gather_for_metrics((batch["row"], logits.float().softmax(-1)))
         rows.extend(int(r) for r in row.cpu())
         probs.append(prob.cpu().numpy())
@@ -135,6 +153,7 @@ __all__ = [
     "flip_decisions",
     "hflip_flow",
     "make_loader",
+    "model_inputs",
     "predict",
     "train_one_epoch",
 ]

@@ -22,6 +22,7 @@ from transformers import get_cosine_schedule_with_warmup
 from ..configuration_mer import PRESETS, MERConfig
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
+from .features import seeded_frozen_encoder
 
 PROCESSOR_OPTIONS = ("crop", "flow", "encoding", "uv_scale", "input_mode", "sampling")
 
@@ -36,6 +37,7 @@ class ModelChoice:
     aggregation: str | None = None
     dropout: float | None = None  # temporal and head dropout
     image_size: int | None = None
+    freeze_spatial: bool | None = None  # True: keep the spatial encoder fixed (then its features are stored once)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def base_config(choice: ModelChoice, label_names: list[str]) -> MERConfig:
         overrides["aggregation"] = choice.aggregation
     if choice.dropout is not None:
         overrides.update(temporal_dropout=choice.dropout, head_dropout=choice.dropout)
+    if choice.freeze_spatial is not None:
+        overrides["freeze_spatial"] = choice.freeze_spatial
     if is_preset(choice.model):
         if choice.image_size is not None:
             overrides["vision_config"] = {"image_size": choice.image_size}
@@ -95,15 +99,25 @@ def _pretrained_spatial_template(source: str, config_json: str) -> MERForVideoCl
         return MERForVideoClassification.from_pretrained_spatial(source, MERConfig.from_dict(json.loads(config_json)))
 
 
-def build_model(choice: ModelChoice, config: MERConfig) -> MERForVideoClassification:
-    """A fresh model for one fold: random, spatial encoder from a ViT, or a saved MER model's weights."""
+def build_model(
+    choice: ModelChoice, config: MERConfig, frozen_encoder_seed: int | None = None
+) -> MERForVideoClassification:
+    """A fresh model for one fold: random, spatial encoder from a ViT, or a saved MER model's weights.
+
+    A frozen, randomly initialised encoder is the same in every fold of a run when `frozen_encoder_seed` is
+    given (the one a model built right after `set_seed(frozen_encoder_seed)` gets): like a pretrained or
+    saved encoder, it is then one fixed feature extractor whose embeddings the feature store computes once.
+    """
     if choice.pretrained_spatial:
         template = _pretrained_spatial_template(choice.pretrained_spatial, config.to_json_string())
         model = MERForVideoClassification(copy.deepcopy(template.config))
         model.mer.spatial_encoder.load_state_dict(template.mer.spatial_encoder.state_dict())
         return model
     if is_preset(choice.model):
-        return MERForVideoClassification(config)
+        model = MERForVideoClassification(config)
+        if config.freeze_spatial and frozen_encoder_seed is not None:
+            model.mer.spatial_encoder.load_state_dict(seeded_frozen_encoder(config.to_json_string(), frozen_encoder_seed))
+        return model
     if not os.path.isdir(choice.model) and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ValueError(f"--model {choice.model!r}: not a preset nor a local folder, and HF_HUB_OFFLINE=1")
     return MERForVideoClassification.from_pretrained(choice.model, config=config, ignore_mismatched_sizes=True)
