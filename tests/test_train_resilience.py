@@ -112,3 +112,20 @@ def test_on_error_skip_covers_preprocessing(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "skip" / "metrics.json").read_text())["skipped_clips"] == [skipped]
     predictions = pd.read_csv(tmp_path / "skip" / "predictions.csv", dtype=str)
     assert len(predictions) == 8 and not ((predictions["subject"] == "synth_s02") & (predictions["clip_id"] == "c01")).any()
+
+
+def test_the_command_line_refuses_changed_settings_in_one_line(tmp_path, monkeypatch):
+    """`python train.py ... --resume` with other settings: the refusal is one line, not a traceback."""
+    import runpy
+
+    out = tmp_path / "run"
+    args = [*FAST, "--output_dir", str(out), "--epochs", "1"]
+    train.check_run_args(out, {k: v for k, v in sorted(vars(train.parse_args(args)).items())}, False, True)
+    (out / "folds").mkdir()
+    (out / "folds" / "fold_000.csv").write_text("fold\n")  # finished work: now it is a previous run
+    monkeypatch.setattr(sys, "argv", ["train.py", *FAST, "--output_dir", str(out), "--epochs", "2", "--resume"])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+    message = str(stopped.value.code)
+    assert message.startswith("train.py: error: --resume: the run in") and "--epochs 1 (now 2)" in message
+    assert "\n" not in message
