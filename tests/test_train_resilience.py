@@ -129,3 +129,20 @@ def test_the_command_line_refuses_changed_settings_in_one_line(tmp_path, monkeyp
     message = str(stopped.value.code)
     assert message.startswith("train.py: error: --resume: the run in") and "--epochs 1 (now 2)" in message
     assert "\n" not in message
+
+
+def test_issue_reproduction_an_empty_checkpoint_folder_costs_nothing(tmp_path, patched, capsys):
+    """--stop_after 3, then `mkdir checkpoint_3` (what a kill inside a checkpoint write used to leave), then
+    --resume: the run goes on from checkpoint_2 and no complete checkpoint is lost on the way."""
+    args = [*FAST, "--output_dir", str(tmp_path / "run"), "--no_final_model"]
+    assert train.main([*args, "--stop_after", "3"]) is None
+    folder = tmp_path / "run" / "checkpoints" / "loso" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint_1", "checkpoint_2"]
+    (folder / "checkpoint_3").mkdir()
+    assert train.main([*args, "--resume", "--stop_after", "1"]) is None
+    printed = capsys.readouterr().out
+    assert "removed what a stopped run left half-written: checkpoint_3" in printed
+    assert "resumed 1 from checkpoint_2" in printed
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint_2", "checkpoint_3"]
+    assert json.loads((folder / "checkpoint_3" / "progress.json").read_text())["epoch"] == 1
+    assert train.main([*args, "--resume"])["uf1"] >= 0
