@@ -1,4 +1,4 @@
-"""Leave-one-subject-out training of the SLSTT-style micro-expression recogniser, with Accelerate.
+r"""Leave-one-subject-out training of the SLSTT-style micro-expression recogniser, with Accelerate.
 
     accelerate launch train.py                       # demo: synthetic set, tiny model, full LOSO (CPU, minutes)
     accelerate launch train.py --dataset casme2 --data_dir ~/data/CASME2 --model mer-b16-224 \
@@ -37,63 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
-
-from dataset_scripts import DATASET_NAMES, MERDataError, load_mer_dataset, skipped_clips
-from modeling_mer import MERConfig
-from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
-from modeling_mer.evaluation.metrics import compute_mer_metrics
-from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
-from modeling_mer.training.clips import ArrowClips, ClipTable
-from modeling_mer.training.features import (
-    StoredFeatureModel,
-    frame_embedding_store,
-    store_columns,
-    whole_model,
-)
-from modeling_mer.training.loop import class_weights, make_loader, predict, train_one_epoch
-from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
-from modeling_mer.training.protocols import (
-    MULTI_DATASET_PROTOCOLS,
-    PROTOCOLS,
-    Fold,
-    describe,
-    make_folds,
-    subject_keys,
-    validation_split,
-)
-from modeling_mer.training.run_setup import (
-    PROCESSOR_OPTIONS,
-    ModelChoice,
-    OptimizerSettings,
-    base_config,
-    build_model,
-    build_processor,
-    make_optimizer,
-    make_scheduler,
-)
-from modeling_mer.training.run_state import (
-    FINAL,
-    FINAL_MARKER,
-    Checkpoints,
-    RunStateError,
-    check_run_args,
-    clean_incomplete,
-    fault_point,
-    fold_file,
-    prediction_frame,
-    read_folds,
-    read_skips,
-    save_final_model,
-    write_fold,
-    write_skips,
-)
-from modeling_mer.training.selection import EpochSelection
+# The choices of the arguments, written out rather than imported so that `--help` answers before the
+# seconds-long imports below (tests/test_tracking.py checks them against the modules they mirror).
+DATASET_CHOICES = ("casme2", "samm", "smic", "composite", "synthetic")  # dataset_scripts.DATASET_NAMES
+PROTOCOL_CHOICES = ("loso", "composite", "hde", "cross")  # modeling_mer.training.protocols.PROTOCOLS
+REPORT_TO_CHOICES = ("tensorboard", "wandb", "trackio", "all", "none")  # training.tracking.REPORT_TO_CHOICES
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 # The demo's settings, used for --dataset synthetic where the command line leaves them unset: measured on
@@ -106,13 +54,13 @@ class StopRequested(Exception):
     """--stop_after reached: the run stops as if killed, leaving its checkpoints for --resume."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASET_NAMES, default="synthetic")
+    data.add_argument("--dataset", choices=DATASET_CHOICES, default="synthetic")
     data.add_argument("--data_dir", nargs="+", default=None,
                       help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
-    data.add_argument("--protocol", choices=PROTOCOLS, default=None,
+    data.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=None,
                       help="loso (one dataset; the default), composite (MEGC2019: LOSO over the composite's subjects, "
                            "figures per dataset; the default for --dataset composite), hde (MEGC2018: hold out each "
                            "dataset in turn) or cross (train on --train_on, test on --test_on)")
@@ -176,6 +124,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
     run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
     run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
+    track = p.add_argument_group("experiment tracking")
+    track.add_argument("--report_to", nargs="+", choices=REPORT_TO_CHOICES, default=None, metavar="TRACKER",
+                       help="trackers for per-step loss and lr, per-epoch and per-fold figures, the pooled metrics and "
+                            "the arguments: tensorboard (files in output_dir/logs), wandb, trackio, all (every one "
+                            "installed) or none; default: tensorboard if installed, else none (nothing is sent anywhere)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     validate_args(args, p)
     return args
@@ -247,6 +205,79 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         p.error(str(err))
     if args.fold is not None and args.aggregate:
         p.error("--fold runs one fold; --aggregate pools finished folds: use one or the other")
+    try:
+        args.report_to = resolve_report_to(args.report_to)
+    except ValueError as err:
+        p.error(str(err))
+
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and argument errors answer here, before the imports below (seconds)
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from dataset_scripts import MERDataError, load_mer_dataset, skipped_clips
+from modeling_mer import MERConfig
+from modeling_mer.evaluation.hub_card import HubAccessError, check_hub_access, push_output, render_card
+from modeling_mer.evaluation.metrics import compute_mer_metrics
+from modeling_mer.evaluation.reporting import pooled_metrics, summary_line, write_reports
+from modeling_mer.training.clips import ArrowClips, ClipTable
+from modeling_mer.training.features import (
+    StoredFeatureModel,
+    frame_embedding_store,
+    store_columns,
+    whole_model,
+)
+from modeling_mer.training.loop import class_weights, make_loader, predict, train_one_epoch
+from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
+from modeling_mer.training.protocols import (
+    MULTI_DATASET_PROTOCOLS,
+    Fold,
+    describe,
+    make_folds,
+    subject_keys,
+    validation_split,
+)
+from modeling_mer.training.run_setup import (
+    PROCESSOR_OPTIONS,
+    ModelChoice,
+    OptimizerSettings,
+    base_config,
+    build_model,
+    build_processor,
+    make_optimizer,
+    make_scheduler,
+)
+from modeling_mer.training.run_state import (
+    FINAL,
+    FINAL_MARKER,
+    Checkpoints,
+    RunStateError,
+    check_run_args,
+    clean_incomplete,
+    fault_point,
+    fold_file,
+    prediction_frame,
+    read_folds,
+    read_skips,
+    save_final_model,
+    write_fold,
+    write_skips,
+)
+from modeling_mer.training.selection import EpochSelection
+from modeling_mer.training.tracking import (
+    RunTracker,
+    fold_tag,
+    hyperparameters,
+    pooled_scalars,
+    quiet_checkpoint_rotation,
+    resolve_report_to,
+)
 
 
 def model_choice(args: argparse.Namespace) -> ModelChoice:
@@ -275,6 +306,7 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
                                cache_dir=args.cache_dir, on_error=args.on_error, **options)
         label_names = list(raw.features["label"].names)
         config = base_config(model_choice(args), label_names)
+        config.train_datasets = [args.dataset]  # the model card's licence follows the training data
         processor = build_processor(args.model, config, {k: getattr(args, k) for k in PROCESSOR_OPTIONS})
         data = preprocess_dataset(raw, processor, num_proc=args.num_proc, on_error=args.on_error)
     if args.on_error == "skip":  # every stage's skipped clips, in the report (metrics.json) too
@@ -316,7 +348,7 @@ def clip_table(
 def train_and_predict(
     accelerator: Accelerator, args: argparse.Namespace, config: MERConfig, processor: Any,
     source: ClipTable, labels: torch.Tensor, fold: Fold, fold_id: int | str, budget: dict[str, int],
-    selection: EpochSelection,
+    selection: EpochSelection, tracker: RunTracker | None = None,
 ) -> tuple[torch.nn.Module, list[int], np.ndarray, int]:
     """Train a fresh model on `fold.train` (resuming from this fold's checkpoint if any); predict `fold.test`.
 
@@ -349,6 +381,12 @@ def train_and_predict(
         accelerator.load_state(str(found[0]))
         start, best = found[1]["epoch"] + 1, found[1].get("best")
         accelerator.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {selection.epochs})")
+    prefix = fold_tag(fold.name, final=fold_id == FINAL)
+    tracker = tracker or RunTracker(accelerator, enabled=False)
+
+    def on_step(step_loss: torch.Tensor) -> None:
+        tracker.train_step(prefix, step_loss, scheduler.get_last_lr()[0])
+
     bar = tqdm(total=(selection.epochs - start) * len(train_loader), desc=f"fold {fold.name}", leave=False,
                disable=not accelerator.is_local_main_process)
     for epoch in range(start, selection.epochs):
@@ -356,10 +394,11 @@ def train_and_predict(
         bar.set_description(f"fold {fold.name} epoch {epoch + 1}/{selection.epochs}")
         fault_point("epoch:started", fold=fold_id, epoch=epoch)
         loss = train_one_epoch(accelerator, model, train_loader, optimizer, scheduler, processor, weights,
-                               not args.no_augment, seed, epoch, len(labels), bar)
+                               not args.no_augment, seed, epoch, len(labels), bar, on_step=on_step)
+        tracker.log({f"{prefix}/epoch/train_loss": loss})
         if selection.scores_every_epoch and test_loader is not None:
             best = score_epoch(accelerator, model, processor, labels, config, selection, epoch, best,
-                               val_loader, test_loader)
+                               val_loader, test_loader, tracker, prefix)
         fault_point("epoch:trained", fold=fold_id, epoch=epoch)
         checkpoints.save(accelerator, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
         budget["epochs"] += 1
@@ -375,7 +414,8 @@ def train_and_predict(
     return model, rows, probs, selection.epochs - 1
 
 
-def score_epoch(accelerator, model, processor, labels, config, selection, epoch, best, val_loader, test_loader):
+def score_epoch(accelerator, model, processor, labels, config, selection, epoch, best, val_loader, test_loader,
+                tracker=None, prefix=""):
     """The selection's score of this epoch; keeps the held-out predictions of the best epoch so far.
 
     validation: UF1 on the validation subjects alone, and the held-out predictions are computed only for
@@ -387,12 +427,16 @@ def score_epoch(accelerator, model, processor, labels, config, selection, epoch,
         score = compute_mer_metrics(
             labels[val_rows].tolist(), val_probs.argmax(1).tolist(), list(config.id2label.values())
         )["uf1"]
+        if tracker is not None:
+            tracker.log({f"{prefix}/epoch/val_uf1": score})
         if not selection.improved(score, best):
             return best
         rows, probs = predict(accelerator, model, test_loader, processor)
     else:
         rows, probs = predict(accelerator, model, test_loader, processor)
         score = float((probs.argmax(1) == labels[rows].numpy()).mean())
+        if tracker is not None:
+            tracker.log({f"{prefix}/epoch/held_out_accuracy": score})
         if not selection.improved(score, best):
             return best
     return {"epoch": epoch, "score": score, "rows": rows, "probs": probs.tolist()}
@@ -401,6 +445,7 @@ def score_epoch(accelerator, model, processor, labels, config, selection, epoch,
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     """Run the protocol; returns the pooled metrics (None for a single --fold run or a --stop_after stop)."""
     args = parse_args(argv)
+    quiet_checkpoint_rotation()  # accelerate's "Deleting 1 checkpoints to make room ..." every epoch
     started = time.time()
     output_dir = Path(args.output_dir)
     run_name = f"fold_{args.fold:03d}" if args.fold is not None else "loso"
@@ -410,12 +455,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         # Checkpoint naming and rotation are run_state.Checkpoints' (atomic), not accelerate's.
         project_config=ProjectConfiguration(project_dir=str(output_dir / "checkpoints" / run_name)),
         step_scheduler_with_optimizer=False,  # stepped once per optimizer step, whatever the process count
+        log_with=args.report_to or None,
     )
     if accelerator.device.type == "cpu" and (args.cpu_threads or args.model == "tiny"):
         torch.set_num_threads(args.cpu_threads or 1)
     if args.push_to_hub:  # before anything slow: no token or no network must not cost a training run
         accelerator.print(f"Hub: {check_hub_access(args.hub_model_id, private=not args.hub_public)}")
     run_args = {k: v for k, v in sorted(vars(args).items())}
+    tracker = RunTracker(accelerator, enabled=bool(args.report_to))
+    if args.report_to:  # TensorBoard: output_dir/logs/<output_dir's name>/; wandb, trackio: that project, this run
+        accelerator.project_configuration.logging_dir = str(output_dir / "logs")
+        accelerator.init_trackers(output_dir.resolve().name, config=hyperparameters(run_args),
+                                  init_kwargs={"wandb": {"name": run_name}, "trackio": {"name": run_name}})
     resuming = args.resume or args.aggregate or args.fold is not None
     check_run_args(output_dir, run_args, resuming, write=False)  # refuse before anything is written
     accelerator.wait_for_everyone()
@@ -460,13 +511,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): kept from the previous run")
                 continue
             model, rows, probs, epoch = train_and_predict(
-                accelerator, args, config, processor, source, labels, fold, fold.index, budget, selection
+                accelerator, args, config, processor, source, labels, fold, fold.index, budget, selection, tracker
             )
             frame = prediction_frame(rows, probs, meta, label_names, fold.name, epoch)
             fault_point("fold:predicted", fold=fold.index)
             if accelerator.is_main_process:
                 write_fold(output_dir, fold.index, frame)
             accuracy = float((frame["label"] == frame["prediction"]).mean())
+            fold_uf1 = (compute_mer_metrics(frame["label"].tolist(), frame["prediction"].tolist(), label_names)["uf1"]
+                        if len(frame) else None)
+            tracker.log({f"{fold_tag(fold.name)}/test/accuracy": accuracy, f"{fold_tag(fold.name)}/test/uf1": fold_uf1})
             accelerator.print(f"fold {fold.index + 1}/{len(folds)} ({fold.name}): {len(rows)} clips, accuracy {accuracy:.3f}")
             accelerator.free_memory(model)
         if args.fold is not None:
@@ -489,20 +543,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             write_reports(output_dir, predictions, metrics)
         fault_point("reports:written")
         accelerator.print(summary_line(metrics))
+        tracker.log(pooled_scalars(metrics))
 
         # 4. the released model: all clips, same recipe
         if not args.no_final_model:
             train_final_model(accelerator, args, config, processor, source, labels, output_dir, metrics, run_args,
-                              budget, selection)
+                              budget, selection, tracker)
     except StopRequested as stop:
         accelerator.print(f"{stop}; continue with --resume")
         return None
+    finally:
+        accelerator.end_training()  # flush and close the trackers
     accelerator.print(f"done in {time.time() - started:.0f} s; outputs in {output_dir}")
     return metrics
 
 
 def train_final_model(accelerator, args, config, processor, source, labels, output_dir, metrics, run_args, budget,
-                      selection: EpochSelection):
+                      selection: EpochSelection, tracker: RunTracker | None = None):
     """Train on every clip, save model + processor + card in output_dir, push if asked."""
     marker = output_dir / FINAL_MARKER
     if marker.exists():
@@ -514,7 +571,7 @@ def train_final_model(accelerator, args, config, processor, source, labels, outp
         if selection.strategy == "validation":  # no held-out subject left to choose on
             accelerator.print(f"final model: {final.epochs} epochs (median of the folds' validation choices)")
         model, *_ = train_and_predict(accelerator, args, config, processor, source, labels, everyone, FINAL, budget,
-                                      final)
+                                      final, tracker)
         if accelerator.is_main_process:  # final_model.json is written once every file is in place
             save_final_model(output_dir, whole_model(accelerator.unwrap_model(model)), processor,
                              {"trained_on": "all clips", "epochs": final.epochs})

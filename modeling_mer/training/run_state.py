@@ -39,7 +39,7 @@ import pandas as pd
 # Settings that change nothing learned: a resumed run may differ in these.
 RESUMABLE_DIFFERENCES = {
     "resume", "output_dir", "push_to_hub", "hub_model_id", "hub_public", "num_proc", "cache_dir",
-    "stop_after", "aggregate", "no_final_model", "fold", "cpu_threads",
+    "stop_after", "aggregate", "no_final_model", "fold", "cpu_threads", "report_to",
 }
 FINAL = "final"
 KEEP_CHECKPOINTS = 2
