@@ -69,13 +69,11 @@ def _make_builder(
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name}; the options are {', '.join(OPTIONS)}")
     class_set = class_set or builder_class.DEFAULT_CLASS_SET
-    if name == "composite":
-        if not isinstance(data_dir, Mapping):
-            raise ValueError("composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...} (a mapping)")
+    # Absolute paths, so that the cache key does not depend on the working folder; whether data_dir has
+    # the right form for the dataset is the builder's check (made once, there).
+    if isinstance(data_dir, Mapping):
         data_dir = {key: os.path.abspath(os.path.expanduser(os.fspath(v))) for key, v in data_dir.items()}
-    elif data_dir is None:
-        raise ValueError(f"{name} needs data_dir=<the folder you unpacked>: the dataset is licensed, never downloaded")
-    else:
+    elif data_dir is not None:
         data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     return builder_class(data_dir=data_dir, cache_dir=cache_dir, class_set=class_set, on_error=on_error, **options)
 

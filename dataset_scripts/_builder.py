@@ -237,13 +237,16 @@ class SingleSourceBuilder(MERBuilder):
 
     SOURCE: ClassVar[type[ClipSource]]
 
+    def _validate_options(self) -> None:
+        super()._validate_options()
+        if self.config.data_dir is None:
+            raise ValueError(
+                f"{self.name} needs data_dir=<the folder you unpacked>: the dataset is licensed and is never downloaded"
+            )
+
     def source(self) -> ClipSource:
         if getattr(self, "_mer_source", None) is None:
-            if self.config.data_dir is None:
-                raise ValueError(
-                    f"{self.name} needs data_dir=<the folder you unpacked>: the dataset is licensed and "
-                    "is never downloaded"
-                )
+            self._validate_options()
             self._mer_source = self.SOURCE(self.config.data_dir, release=self.config.release, sheet=self.config.sheet)
         return self._mer_source
 

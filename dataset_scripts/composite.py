@@ -30,6 +30,7 @@ from .smic import SMICSource
 
 OFFICIAL_LIST = "megc2019_composite_3class.csv"
 SOURCES: dict[str, type[ClipSource]] = {"casme2": CASME2Source, "samm": SAMMSource, "smic": SMICSource}
+NEEDS_MAPPING = "the composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...} (a mapping)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +77,7 @@ class MEGC2019Composite(MERBuilder):
             kwargs["data_dirs"] = {str(k): os.path.normpath(os.fspath(v)) for k, v in data_dir.items()}
             data_dir = None
         if data_dir is not None:
-            raise ValueError(
-                "the composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...} (a mapping), "
-                f"got {data_dir!r}"
-            )
+            raise ValueError(f"{NEEDS_MAPPING}, got {data_dir!r}")
         super().__init__(*args, **kwargs)
 
     def _validate_options(self) -> None:
@@ -88,7 +86,7 @@ class MEGC2019Composite(MERBuilder):
         super()._validate_options()
         dirs = self.config.data_dirs
         if not dirs:
-            raise ValueError("the composite needs data_dir={'casme2': ..., 'samm': ..., 'smic': ...}")
+            raise ValueError(NEEDS_MAPPING)
         unknown = sorted(set(dirs) - set(SOURCES))
         if unknown:
             raise ValueError(f"unknown composite part(s) {unknown} in data_dir; expected {sorted(SOURCES)}")
