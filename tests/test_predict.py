@@ -310,6 +310,12 @@ def bad(data) -> dict[str, Path]:
     save_model(root / "toomanyframes")
     MERImageProcessor(image_size=32, num_frames=9, crop="none").save_pretrained(root / "toomanyframes")
     _damaged_models(root, data["model"])
+    truncated = root / "truncated_frames"  # a frame folder with one JPEG cut short
+    truncated.mkdir()
+    for path in sorted(data["folder"].iterdir()):
+        Image.open(path).convert("RGB").save(truncated / f"{path.stem}.jpg", quality=95)
+    cut = (truncated / "img110.jpg").read_bytes()
+    (truncated / "img110.jpg").write_bytes(cut[: len(cut) // 2])
     return {"root": root}
 
 
@@ -377,6 +383,7 @@ BAD_CASES = {
     ),
     "malicious pytorch_model.bin": (["{mp4}", "--model", "{root}/pickled"], "pytorch_model.bin: it holds Python objects"),
     "NaN weights": (["{mp4}", "--model", "{root}/nan"], "hold NaN or Inf (classifier.out_proj.weight)"),
+    "truncated JPEG in a frame folder": (["{root}/truncated_frames"], "img110.jpg): cannot decode image: image file is truncated"),
     "decompression bomb": (["{root}/bomb"], "img1.png): cannot read image: Image size (400000000 pixels) exceeds"),
     "cuda without cuda": (["{mp4}", "--device", "cuda"], "--device cuda: CUDA is not available"),
     "unknown device": (["{mp4}", "--device", "gpu0"], "--device gpu0: not a torch device"),
