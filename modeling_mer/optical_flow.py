@@ -60,6 +60,58 @@ def dense_flow(prev: np.ndarray, nxt: np.ndarray, method: str = "farneback") -> 
     return flow_function(method)(to_gray(prev), to_gray(nxt)).astype(np.float32, copy=False)
 
 
+HEAD_MOTIONS = ("none", "translation", "affine")
+
+
+def reduce_flow(flow: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 2) flow in pixels of an H x W image -> (size, size, 2) in pixels of a size x size image.
+
+    Area averaging (each output vector is the mean displacement of the input pixels it covers) then the
+    vectors rescaled by size / W and size / H: a 1 px motion at 240 px is 0.133 px at 32 px, the same
+    motion measured in the smaller image's pixels. Flow computed on a large crop and reduced this way
+    keeps sub-pixel motion that flow computed on the small image itself would lose in quantisation.
+    """
+    height, width = flow.shape[:2]
+    if (height, width) == (size, size):
+        return flow.astype(np.float32, copy=False)
+    interpolation = cv2.INTER_AREA if size <= min(height, width) else cv2.INTER_LINEAR
+    reduced = cv2.resize(flow.astype(np.float32, copy=False), (size, size), interpolation=interpolation)
+    reduced[..., 0] *= size / width
+    reduced[..., 1] *= size / height
+    return reduced
+
+
+def remove_head_motion(flow: np.ndarray, model: str = "affine", region: float = 0.7, iterations: int = 3) -> np.ndarray:
+    """Subtract the rigid motion of the face region from a (H, W, 2) flow field.
+
+    The head drifts, tilts and approaches the camera by more than a micro-expression moves the face
+    (a few pixels against a fraction of one): that motion is one translation ("translation") or one
+    affine field ("affine": translation, rotation, scale and shear) over the face, fitted here by
+    iteratively reweighted least squares (Huber-like weights, so the local expression and the static
+    background count little) on the central `region` fraction of the crop, where the face is, and
+    subtracted everywhere. What remains is the non-rigid, local motion.
+    """
+    if model not in HEAD_MOTIONS:
+        raise ValueError(f"head_motion={model!r} is not supported; choose one of {list(HEAD_MOTIONS)}")
+    if model == "none":
+        return flow
+    height, width = flow.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    xs, ys = xs / width - 0.5, ys / height - 0.5  # centred, in crop units
+    basis = np.stack([np.ones_like(xs), xs, ys], axis=-1) if model == "affine" else np.ones((height, width, 1), np.float32)
+    inside = (np.abs(xs) <= region / 2) & (np.abs(ys) <= region / 2)
+    a, b = basis[inside].astype(np.float64), flow[inside].astype(np.float64)  # (N, P), (N, 2)
+    weights = np.ones(len(b))
+    for _ in range(iterations + 1):
+        sw = np.sqrt(weights)[:, None]
+        coef, *_ = np.linalg.lstsq(a * sw, b * sw, rcond=None)  # (P, 2)
+        residual = np.linalg.norm(b - a @ coef, axis=1)
+        scale = 1.5 * float(np.median(residual)) + 1e-6
+        weights = 1.0 / np.maximum(1.0, residual / scale)
+    rigid = (basis.reshape(-1, basis.shape[-1]) @ coef).reshape(height, width, 2)
+    return (flow - rigid).astype(np.float32)
+
+
 def spot_apex(frames: Sequence[np.ndarray], method: str = "farneback", max_side: int | None = 128) -> int:
     """Index into `frames` of the frame with the largest mean flow magnitude from `frames[0]`.
 

@@ -42,7 +42,15 @@ from .frame_sampling import (
     sample_positions,
     synthesise,
 )
-from .optical_flow import check_flow_method, dense_flow, spot_apex, to_gray
+from .optical_flow import (
+    HEAD_MOTIONS,
+    check_flow_method,
+    dense_flow,
+    reduce_flow,
+    remove_head_motion,
+    spot_apex,
+    to_gray,
+)
 from .video_io import IMAGE_SUFFIXES, Clip, decode_until, load_clip
 
 __all__ = ["MERImageProcessor"]
@@ -69,6 +77,8 @@ class MERImageProcessorKwargs(ImagesKwargs, total=False):
     uv_scale: float
     input_mode: str
     spot_size: int
+    flow_size: int | None
+    head_motion: str
 
 
 class MERImageProcessor(BaseImageProcessor):
@@ -94,6 +104,12 @@ class MERImageProcessor(BaseImageProcessor):
         flow: "farneback" (the paper's parameters), "dis" or "tvl1".
         encoding: "hsv" (the official drawing) or "uv" (fixed scale `uv_scale`, keeps amplitude).
         uv_scale: displacement in pixels (at image_size) that fills the uv range.
+        flow_size: side at which flow is computed on the face crop (the crop's own side if that is
+            smaller), then reduced to image_size by area averaging with the vectors rescaled; None: flow
+            at image_size (processors saved before this setting). Real micro-motion is 0.3-3 px on a
+            ~300 px face: at a 32 px model input it would be 0.03-0.3 px, below what flow can measure.
+        head_motion: "none", "translation" or "affine": the rigid motion of the face region fitted
+            robustly and subtracted from every flow image (a head drifts by more than it expresses).
         input_mode: "flow", or "frames" (the cropped RGB frames themselves, an ablation).
         spot_size: side the frames are shrunk to for apex spotting when no apex is given.
     """
@@ -119,6 +135,8 @@ class MERImageProcessor(BaseImageProcessor):
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
         spot_size: int = 112,
+        flow_size: int | None = None,
+        head_motion: str = "none",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -138,6 +156,8 @@ class MERImageProcessor(BaseImageProcessor):
         self.image_mean = list(image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)
         self.image_std = list(image_std if image_std is not None else IMAGENET_DEFAULT_STD)
         self.spot_size = spot_size
+        self.flow_size = flow_size
+        self.head_motion = head_motion
         self._validate()
 
     def _validate(self) -> None:
@@ -152,6 +172,7 @@ class MERImageProcessor(BaseImageProcessor):
             "interpolation": INTERPOLATIONS,
             "encoding": ENCODINGS,
             "input_mode": INPUT_MODES,
+            "head_motion": HEAD_MOTIONS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -171,6 +192,10 @@ class MERImageProcessor(BaseImageProcessor):
             raise ValueError(f"face_threshold must be a number or None (the detector's default), got {self.face_threshold!r}")
         if not isinstance(self.crop_margin, int | float) or not 0 <= self.crop_margin <= 1:
             raise ValueError(f"crop_margin must be a fraction in [0, 1], got {self.crop_margin!r}")
+        if self.flow_size is not None and (
+            not isinstance(self.flow_size, int) or isinstance(self.flow_size, bool) or self.flow_size < 2
+        ):
+            raise ValueError(f"flow_size must be a positive integer (pixels) or None (flow at image_size), got {self.flow_size!r}")
         if not isinstance(self.uv_scale, int | float) or self.uv_scale <= 0:
             raise ValueError(f"uv_scale must be a positive number of pixels, got {self.uv_scale!r}")
         for name in ("image_mean", "image_std"):
@@ -287,10 +312,11 @@ class MERImageProcessor(BaseImageProcessor):
             align=self.align, threshold=self.face_threshold, cascade_file=getattr(self, "_cascade_file", None),
         )
         prepared: dict[int, np.ndarray] = {}
+        side = self._work_side(face.box)
 
         def frame_at(i: int) -> np.ndarray:
             if i not in prepared:
-                prepared[i] = crop_resize(clip[i], face.box, self.image_size, face.angle)
+                prepared[i] = crop_resize(clip[i], face.box, side, face.angle)
             return prepared[i]
 
         apex_estimated = apex is None
@@ -308,7 +334,10 @@ class MERImageProcessor(BaseImageProcessor):
             stack = np.stack(sampled).astype(np.float32) / 255.0  # (T, S, S, 3)
         else:
             reference = to_gray(frame_at(onset_i))
-            stack = np.stack([dense_flow(reference, to_gray(f), self.flow) for f in sampled])  # (T, S, S, 2)
+            stack = np.stack([  # (T, S, S, 2): flow at `side`, rigid head motion removed, reduced to image_size
+                reduce_flow(remove_head_motion(dense_flow(reference, to_gray(f), self.flow), self.head_motion), self.image_size)
+                for f in sampled
+            ])
         return {
             "flow": np.ascontiguousarray(stack.transpose(0, 3, 1, 2), dtype=np.float32),
             "frame_numbers": positions_to_frame_numbers(positions, clip.frame_numbers),
@@ -339,6 +368,13 @@ class MERImageProcessor(BaseImageProcessor):
         else:
             images = encode_uv(flow, self.uv_scale)
         return normalize(images, self.image_mean, self.image_std)
+
+    def _work_side(self, box: Any) -> int:
+        """The side the crop is resized to before flow: flow_size capped at the crop's own side (never
+        upsampled), or image_size (no flow_size, or input_mode="frames")."""
+        if self.flow_size is None or self.input_mode == "frames":
+            return self.image_size
+        return max(self.image_size, min(self.flow_size, max(int(box[2]), int(box[3]))))
 
     @staticmethod
     def _index(clip: Clip, name: str, number: int | None, default: int) -> int:
