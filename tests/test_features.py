@@ -216,6 +216,13 @@ def test_cached_run_equals_uncached_run_and_reuses_its_store(tmp_path, monkeypat
     assert "feature store: reused" in capsys.readouterr().out
     assert again["feature_store"]["reused"] and again["feature_store"]["frames_encoded"] == 0
     assert again["feature_store"]["path"] == cached["feature_store"]["path"]
+    # a run stopped mid-way and resumed reuses the store and restores the head-only checkpoints exactly
+    assert _tiny_frozen_run(tmp_path, monkeypatch, "stopped", "--stop_after", "3")[0] is None
+    capsys.readouterr()
+    _tiny_frozen_run(tmp_path, monkeypatch, "stopped", "--resume")
+    assert "feature store: reused" in capsys.readouterr().out
+    resumed = pd.read_csv(tmp_path / "stopped" / "predictions.csv")
+    np.testing.assert_allclose(resumed[probs].to_numpy(), a[probs].to_numpy(), rtol=0, atol=1e-6)
     # another processor setting gives another store
     other, _ = _tiny_frozen_run(tmp_path, monkeypatch, "other", "--no_final_model", "--uv_scale", "3")
     assert not other["feature_store"]["reused"] and other["feature_store"]["path"] != cached["feature_store"]["path"]
