@@ -189,7 +189,7 @@ def test_push_to_hub_uploads_the_card_not_the_stub(tmp_path, monkeypatch):
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         uploads.append({"repo_id": repo_id, "files": sorted(os.listdir(folder_path)), "kwargs": kwargs,
-                        "card": (Path(folder_path) / "README.md").read_text()})
+                        "card": readme.read_text() if (readme := Path(folder_path) / "README.md").exists() else None})
         return "commit"
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("Url", (), {"repo_id": repo_id})())
@@ -202,6 +202,11 @@ def test_push_to_hub_uploads_the_card_not_the_stub(tmp_path, monkeypatch):
     card = ModelCard(upload["card"])
     assert card.data.license == "other" and card.data.pipeline_tag == "video-classification"
     assert 'from_pretrained("you/mer-samm", trust_remote_code=True)' in card.text and "tags: []" not in upload["card"]
+    # save_pretrained(push_to_hub=True) goes the same way; a README already in the repository is kept
+    monkeypatch.setattr(HfApi, "file_exists", lambda self, repo_id, filename, **kw: True)
+    MERForVideoClassification(config).save_pretrained(tmp_path / "local", push_to_hub=True, repo_id="you/again")
+    assert uploads[-1]["repo_id"] == "you/again" and "README.md" not in uploads[-1]["files"]
+    assert (tmp_path / "local" / "README.md").exists()  # the local folder has its card
 
 
 def test_train_card_has_results_and_the_same_sections(tmp_path):

@@ -157,6 +157,7 @@ print(json.dumps({"uf1": out["uf1"], "uar": out["uar"], "module": type(metric)._
 """
 
 
+@pytest.mark.slow
 def test_evaluate_module_works_copied_where_the_package_is_not_importable(tmp_path):
     """The folder alone (copied elsewhere) must carry everything: a fresh process with the package blocked."""
     pytest.importorskip("evaluate")
