@@ -97,11 +97,16 @@ def test_a_tiny_run_writes_the_expected_tensorboard_scalars(tmp_path, monkeypatc
     assert hparams and "lr: 0.003" in hparams[0].read_text()
 
 
-def test_report_to_none_writes_no_logs(tmp_path, monkeypatch):
+def test_report_to_none_writes_no_logs_and_tracking_changes_no_prediction(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
     monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
-    out = tmp_path / "run"
-    train.main([*FAST, "--epochs", "1", "--output_dir", str(out), "--report_to", "none", "--no_final_model"])
-    assert (out / "metrics.json").exists() and not (out / "logs").exists()
+    runs = {}
+    for report_to in ("none", "tensorboard"):
+        out = tmp_path / report_to
+        train.main([*FAST, "--epochs", "1", "--output_dir", str(out), "--report_to", report_to, "--no_final_model"])
+        runs[report_to] = (out / "predictions.csv").read_text()
+        assert (out / "logs").exists() == (report_to == "tensorboard")
+    assert runs["none"] == runs["tensorboard"]
 
 
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "modeling_mer", "dataset_scripts", "numpy")
