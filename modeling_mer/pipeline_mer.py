@@ -5,7 +5,8 @@ those to the image processor; a micro-expression model needs the onset, the apex
 wherever they are. This subclass passes the video itself (path, frame folder or frame list) to
 `MERImageProcessor`, optionally with onset/apex/offset frame numbers, and feeds the model only
 `pixel_values`. `CUSTOM_PIPELINES` is the entry a model's config needs under `custom_pipelines` so that
-`pipeline("video-classification", model=dir, trust_remote_code=True)` picks this class.
+`pipeline("video-classification", model=dir, trust_remote_code=True)` picks this class; `import modeling_mer`
+registers it with transformers' `PIPELINE_REGISTRY` instead, so that no remote code is needed there.
 """
 
 from __future__ import annotations
