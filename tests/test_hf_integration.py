@@ -294,3 +294,11 @@ def test_registration_is_the_installed_package_only():
     source = (REPO / "modeling_mer" / "configuration_mer.py").read_text()
     assert "LOCALLY_REGISTERED_PIPELINES: set[str] = set()" in source  # empty wherever the package is not imported
     assert modeling_mer.MERVideoClassificationPipeline._load_video_processor is False
+
+
+def test_card_citations_are_the_builders():
+    """card_mer ships with the model and cannot import dataset_scripts: its copies must stay the same."""
+    from dataset_scripts import CASME2, SAMM, SMIC, MEGC2019Composite
+
+    for name, builder in (("casme2", CASME2), ("samm", SAMM), ("smic", SMIC), ("composite", MEGC2019Composite)):
+        assert DATASETS[name][1] == builder.CITATION, name
