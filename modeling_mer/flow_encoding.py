@@ -68,6 +68,28 @@ def encode_uv(flow: torch.Tensor, scale: float) -> torch.Tensor:
     return channels.clamp(0.0, 1.0)
 
 
+MOTION_BOUND = 3.0  # |channel| stays below this: large motions (a blink, a head turn left over) are compressed
+
+
+def encode_motion(flow: torch.Tensor, unit: float) -> torch.Tensor:
+    """u, v and magnitude in units of `unit` pixels, for models trained on real-scale micro-motion.
+
+    Channels: u / unit, v / unit, magnitude / unit - 1, each passed through MOTION_BOUND * tanh(x /
+    MOTION_BOUND): linear (amplitude kept, sign kept) up to about twice the unit, smoothly bounded beyond.
+    No mean/std normalisation follows (the channels are already in standard units). The processor passes
+    `unit = motion_unit * image_size` (`motion_unit` a fraction of the face crop's side), so the same
+    physical motion gives the same input whatever the image_size or flow_size. Unlike `encode_uv`, which
+    clips at its scale, the typical motion lands near 1 and the rare large one is not cut off.
+    """
+    _check_flow(flow)
+    if not (isinstance(unit, int | float) and math.isfinite(unit) and unit > 0):
+        raise ValueError(f"motion unit must be a positive number of pixels, got {unit!r}")
+    flow = flow.float()
+    u, v = flow[..., 0, :, :], flow[..., 1, :, :]
+    channels = torch.stack([u / unit, v / unit, torch.hypot(u, v) / unit - 1.0], dim=-3)
+    return MOTION_BOUND * torch.tanh(channels / MOTION_BOUND)
+
+
 def normalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """(x - mean) / std per channel on (..., 3, H, W)."""
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(-1, 1, 1)

@@ -34,7 +34,7 @@ except ImportError as err:
     ) from err
 
 from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
-from .flow_encoding import encode_hsv, encode_uv, normalize
+from .flow_encoding import encode_hsv, encode_motion, encode_uv, normalize
 from .frame_sampling import (
     INTERPOLATIONS,
     SAMPLINGS,
@@ -55,7 +55,7 @@ from .video_io import IMAGE_SUFFIXES, Clip, decode_until, load_clip
 
 __all__ = ["MERImageProcessor"]
 
-ENCODINGS = ("hsv", "uv")
+ENCODINGS = ("hsv", "uv", "motion")
 INPUT_MODES = ("flow", "frames")
 NO_FACE_POLICIES = ("error", "full_frame")
 
@@ -75,6 +75,7 @@ class MERImageProcessorKwargs(ImagesKwargs, total=False):
     flow: str
     encoding: str
     uv_scale: float
+    motion_unit: float
     input_mode: str
     spot_size: int
     flow_size: int | None
@@ -102,7 +103,12 @@ class MERImageProcessor(BaseImageProcessor):
         sampling: "apex" (consecutive frames centred on the apex) or "uniform" (onset..offset).
         interpolation: "blend" or "warp", to synthesise frames for clips shorter than num_frames.
         flow: "farneback" (the paper's parameters), "dis" or "tvl1".
-        encoding: "hsv" (the official drawing) or "uv" (fixed scale `uv_scale`, keeps amplitude).
+        encoding: "hsv" (the official drawing: each image min-max stretched, amplitude lost), "uv" (fixed
+            scale `uv_scale`, clipped there) or "motion" (u, v, magnitude in units of `motion_unit`, softly
+            bounded, no mean/std normalisation: amplitude kept; the default for training on real data).
+        motion_unit: for encoding="motion": the displacement, as a fraction of the face crop's side, that
+            maps to 1. Default 0.00125: 0.6 px on CASME II's 480 px crop, 0.4 px on a 300 px face, the
+            typical peak displacement of a micro-expression (0.3-3 px at the camera's resolution).
         uv_scale: displacement in pixels (at image_size) that fills the uv range.
         flow_size: side at which flow is computed on the face crop (the crop's own side if that is
             smaller), then reduced to image_size by area averaging with the vectors rescaled; None: flow
@@ -131,6 +137,7 @@ class MERImageProcessor(BaseImageProcessor):
         flow: str = "farneback",
         encoding: str = "hsv",
         uv_scale: float = 5.0,
+        motion_unit: float = 0.00125,
         input_mode: str = "flow",
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
@@ -152,6 +159,7 @@ class MERImageProcessor(BaseImageProcessor):
         self.flow = flow
         self.encoding = encoding
         self.uv_scale = uv_scale
+        self.motion_unit = motion_unit
         self.input_mode = input_mode
         self.image_mean = list(image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)
         self.image_std = list(image_std if image_std is not None else IMAGENET_DEFAULT_STD)
@@ -196,6 +204,8 @@ class MERImageProcessor(BaseImageProcessor):
             not isinstance(self.flow_size, int) or isinstance(self.flow_size, bool) or self.flow_size < 2
         ):
             raise ValueError(f"flow_size must be a positive integer (pixels) or None (flow at image_size), got {self.flow_size!r}")
+        if isinstance(self.motion_unit, bool) or not isinstance(self.motion_unit, int | float) or not 0 < self.motion_unit < 1:
+            raise ValueError(f"motion_unit must be a fraction of the crop side in (0, 1), got {self.motion_unit!r}")
         if not isinstance(self.uv_scale, int | float) or self.uv_scale <= 0:
             raise ValueError(f"uv_scale must be a positive number of pixels, got {self.uv_scale!r}")
         for name in ("image_mean", "image_std"):
@@ -365,6 +375,8 @@ class MERImageProcessor(BaseImageProcessor):
             images = flow
         elif self.encoding == "hsv":
             images = encode_hsv(flow)
+        elif self.encoding == "motion":  # already in standard units: no image mean/std
+            return encode_motion(flow, self.motion_unit * self.image_size)
         else:
             images = encode_uv(flow, self.uv_scale)
         return normalize(images, self.image_mean, self.image_std)

@@ -118,3 +118,27 @@ def test_saved_processor_without_the_new_keys_keeps_the_old_behaviour(tmp_path: 
     small = [cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in clip]
     direct = MERImageProcessor(image_size=32, num_frames=2, crop="none").compute_flow(small, apex=2)["flow"]
     np.testing.assert_array_equal(from_old, direct)  # flow computed on the 32 px frames, as before
+
+
+def test_motion_encoding_keeps_amplitude_in_physical_units() -> None:
+    """encoding="motion": the same native displacement gives the same input at any image_size; twice the
+    motion gives twice the signal (in the linear range); large motions are bounded, not clipped flat."""
+    import torch
+
+    from modeling_mer.flow_encoding import MOTION_BOUND, encode_motion
+
+    for size in (32, 64):
+        proc = MERImageProcessor(image_size=size, num_frames=1, crop="none", encoding="motion", motion_unit=0.002)
+        native = 240  # px of the crop; 0.24 px native = 0.5 unit
+        flow = torch.zeros(1, 2, size, size)
+        flow[:, 0] = 0.24 * size / native
+        encoded = proc.encode_flow(flow)
+        assert encoded.shape == (1, 3, size, size)
+        assert torch.allclose(encoded[:, 0], torch.full_like(encoded[:, 0], 0.24 / (0.002 * native)), atol=0.01)
+    small = encode_motion(torch.full((2, 4, 4), 0.1), 1.0)[0, 0, 0]
+    double = encode_motion(torch.full((2, 4, 4), 0.2), 1.0)[0, 0, 0]
+    assert abs(double / small - 2) < 0.01
+    huge = encode_motion(torch.full((2, 4, 4), 50.0), 1.0)
+    assert huge.abs().max() <= MOTION_BOUND and huge[0].min() > 0.98 * MOTION_BOUND
+    with pytest.raises(ValueError, match="motion_unit"):
+        MERImageProcessor(encoding="motion", motion_unit=0)
