@@ -30,6 +30,7 @@ The defaults build in a few seconds and are sized for the CPU demo of `train.py`
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ import cv2
 import datasets
 import numpy as np
 
+from . import _synthetic_realistic
+from ._synthetic_realistic import (
+    CAMERAS,
+    CASME2_CLASSES,
+    CASME2_COUNTS,
+    apex_window_indices,
+    casme2_plan,
+    clip_timing,
+    generate_realistic_clip,
+)
+from ._synthetic_realistic import _rng as _realistic_rng
 from .common import CLASS_SETS, mer_features
 
 EMOTIONS: list[str] = list(CLASS_SETS["3class"])  # negative, positive, surprise
@@ -143,8 +155,11 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
     return noise / max(float(noise.std()), 1e-6)
 
 
-def _render_layers(ident: _Identity, hi: int) -> tuple[np.ndarray, np.ndarray]:
+def _render_layers(ident: _Identity, hi: int, unit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The subject's head as an RGBA layer and the static background, both float32 at `hi` pixels.
+
+    `unit`: the pixel scale of texture and blur (default: `hi / REFERENCE_SIZE`, the demo's 64 px look
+    scaled up; the realistic mode passes a camera's scale, so skin has pixel-scale texture).
 
     Warping only the head layer keeps the background still while the head moves, as in a real
     recording with a fixed camera.
@@ -190,11 +205,11 @@ def _render_layers(ident: _Identity, hi: int) -> tuple[np.ndarray, np.ndarray]:
     ellipse(head, 0.0, ident.mouth_v, ident.mouth_half * ax, ident.lip * ay * 1.6, 0, ident.lips)
     ellipse(head, 0.0, ident.mouth_v, ident.mouth_half * ax * 0.96, 0.012 * ay, 0, ident.lips * 0.45)
     # Skin texture (pores, blotches) at two scales, fixed per subject: gives flow something to track.
-    fine = _smooth_noise(rng, hi, 0.8 * hi / REFERENCE_SIZE)
-    coarse = _smooth_noise(rng, hi, 3.0 * hi / REFERENCE_SIZE)
+    fine = _smooth_noise(rng, hi, 0.8 * hi / REFERENCE_SIZE if unit is None else 0.8 * unit)
+    coarse = _smooth_noise(rng, hi, 3.0 * hi / REFERENCE_SIZE if unit is None else 3.0 * unit)
     head *= (1.0 + 0.05 * fine + 0.05 * coarse)[..., None]
-    head = cv2.GaussianBlur(head, (0, 0), 0.35 * hi / REFERENCE_SIZE)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 0.5 * hi / REFERENCE_SIZE)
+    head = cv2.GaussianBlur(head, (0, 0), 0.35 * hi / REFERENCE_SIZE if unit is None else 0.35 * unit)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 0.5 * hi / REFERENCE_SIZE if unit is None else 0.5 * unit)
     gradient = np.linspace(-0.08, 0.08, hi, dtype=np.float32)
     background = ident.background[None, None, :].astype(np.float32) * (1.0 + gradient[:, None, None])
     background = background * (1.0 + 0.04 * _smooth_noise(rng, hi, 4.0 * hi / REFERENCE_SIZE))[..., None]
@@ -393,7 +408,8 @@ def generate_clip(
     return SyntheticClip(frames, plan.onset, plan.apex, plan.offset, emotion, "+".join(aus), plan.strengths)
 
 
-_PROTOCOLS = (None, "3class", "all")
+_CLASS_SETS = (None, "3class", "all")
+MODES = ("demo", "realistic")
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
@@ -401,31 +417,68 @@ _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 class SyntheticMERConfig(datasets.BuilderConfig):
     """The knobs of the synthetic set; every one of them enters the cache fingerprint.
 
-    `protocol` ("3class", "all" or None: the same three classes), `on_error` (nothing can fail here)
+    `class_set` ("3class", "all" or None: the same three classes), `on_error` (nothing can fail here)
     and `lazy` (unsupported: there are no files to point at) exist so that every builder accepts the
     same keywords.
     """
 
-    num_subjects: int = 8
+    num_subjects: int | None = None  # None: 8 (demo), CASME II's 26 (realistic)
     clips_per_subject: int = 12
     num_frames: int = 24
     image_size: int = 64
     amplitude: float = 2.0
     seed: int = 0
-    protocol: str | None = None
+    class_set: str | None = None
     on_error: str = "raise"
     lazy: bool = False
+    mode: str = "demo"
+    camera: str = "casme2"
+    apex_window: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.validate()
 
+    @property
+    def subjects(self) -> int:
+        """The number of subjects built (`num_subjects`, or the mode's default)."""
+        if self.num_subjects is not None:
+            return self.num_subjects
+        return len(CASME2_COUNTS) if self.mode == "realistic" else 8
+
     def validate(self) -> None:
         """Raise a ValueError naming the offending option."""
-        check_knobs(self.num_subjects, self.clips_per_subject, self.num_frames, self.image_size,
+        if self.mode not in MODES:
+            raise ValueError(f"synthetic: mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.camera not in CAMERAS:
+            raise ValueError(f"synthetic: camera must be one of {list(CAMERAS)}, got {self.camera!r}")
+        if self.mode == "realistic":
+            for name, default in (("clips_per_subject", 12), ("num_frames", 24), ("image_size", 64), ("amplitude", 2.0)):
+                if getattr(self, name) != default:
+                    raise ValueError(
+                        f"synthetic: {name} is a demo-mode knob; mode='realistic' takes CASME II's composition, "
+                        f"timing and camera (choose camera=, num_subjects=, seed=), got {name}={getattr(self, name)!r}"
+                    )
+            if isinstance(self.num_subjects, bool) or not (
+                self.num_subjects is None or (isinstance(self.num_subjects, int) and 2 <= self.num_subjects <= len(CASME2_COUNTS))
+            ):
+                raise ValueError(
+                    f"synthetic: num_subjects must be in [2, {len(CASME2_COUNTS)}] (CASME II's subjects) in "
+                    f"realistic mode, got {self.num_subjects!r}"
+                )
+            if self.class_set not in (None, "5class", "all"):
+                raise ValueError(f"synthetic: realistic mode has CASME II's 5 classes; class_set must be None, "
+                                 f"'5class' or 'all', got {self.class_set!r}")
+            if self.apex_window is not None and (
+                isinstance(self.apex_window, bool) or not isinstance(self.apex_window, int) or self.apex_window < 1
+            ):
+                raise ValueError(f"synthetic: apex_window must be a positive number of frames or None, got {self.apex_window!r}")
+        elif self.camera != "casme2" or self.apex_window is not None:
+            raise ValueError("synthetic: camera and apex_window apply to mode='realistic' only")
+        check_knobs(self.subjects, self.clips_per_subject, self.num_frames, self.image_size,
                     self.amplitude, self.seed)
-        if self.protocol not in _PROTOCOLS:
-            raise ValueError(f"synthetic: protocol must be one of {list(_PROTOCOLS)}, got {self.protocol!r}")
+        if self.mode == "demo" and self.class_set not in _CLASS_SETS:
+            raise ValueError(f"synthetic: class_set must be one of {list(_CLASS_SETS)}, got {self.class_set!r}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"synthetic: on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if self.lazy:
@@ -446,7 +499,8 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
     VERSION = datasets.Version("1.0.0")
 
     def __init__(self, *args: Any, hash: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, hash=hash or _SOURCE_HASH, **kwargs)
+        realistic = kwargs.get("mode") == "realistic" or getattr(kwargs.get("config"), "mode", None) == "realistic"
+        super().__init__(*args, hash=hash or (_realistic_source_hash() if realistic else _SOURCE_HASH), **kwargs)
         self.config.validate()  # a named config's attributes are overwritten without __post_init__
 
     def _info(self) -> datasets.DatasetInfo:
@@ -456,7 +510,7 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
                 "low-amplitude, local action-unit warp (onset -> apex -> offset), over resting-expression "
                 "variation, head drift, flicker and sensor noise. Single frames do not reveal the class."
             ),
-            features=mer_features(EMOTIONS, lazy=False),
+            features=mer_features(list(CASME2_CLASSES) if self.config.mode == "realistic" else EMOTIONS, lazy=False),
         )
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
@@ -464,10 +518,13 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self) -> Iterator[tuple[Any, dict[str, Any]]]:
         cfg = self.config
-        width = max(2, len(str(cfg.num_subjects)))
+        if cfg.mode == "realistic":
+            yield from self._generate_realistic()
+            return
+        width = max(2, len(str(cfg.subjects)))
         per_class = cfg.clips_per_subject // len(EMOTIONS)
         index = 0
-        for subject in range(cfg.num_subjects):
+        for subject in range(cfg.subjects):
             # Balanced classes in a random order of their own per subject.
             order = _rng(cfg.seed, subject, 0, 1).permutation(np.repeat(np.arange(len(EMOTIONS)), per_class))
             subject_id = f"synth_s{subject + 1:0{width}d}"
@@ -492,6 +549,42 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
                     "label": int(order[clip]),
                 }
                 index += 1
+
+
+    def _generate_realistic(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """CASME II's composition rendered by `generate_realistic_clip`; frames stored as the JPEGs rendered."""
+        cfg = self.config
+        for index, (subject, clip, emotion) in enumerate(casme2_plan(cfg.subjects, cfg.seed)):
+            indices = None
+            if cfg.apex_window is not None:
+                indices = apex_window_indices(*clip_timing(_realistic_rng(cfg.seed, subject, clip + 1, 0)), cfg.apex_window)
+            rendered = generate_realistic_clip(subject, clip, emotion, seed=cfg.seed, camera=cfg.camera, indices=indices)
+            start = int(_rng(cfg.seed, subject, clip + 1, 2).integers(1, 5000))  # like a cut from a take
+            subject_id = f"synth_s{subject + 1:02d}"
+            yield datasets.builder.Key(0, index), {
+                "dataset": "synthetic",
+                "subject": subject_id,
+                "clip_id": f"{subject_id}_c{clip + 1:02d}",
+                "frames": [{"bytes": data, "path": None} for data in rendered.jpeg],
+                "frame_numbers": [start + i for i in rendered.indices],
+                "onset": start + rendered.onset,
+                "apex": start + rendered.apex,
+                "apex_source": "annotated",
+                "offset": start + rendered.offset,
+                "fps": FPS,
+                "action_units": rendered.action_units,
+                "emotion": emotion,
+                "label": CASME2_CLASSES.index(emotion),
+            }
+
+
+def _realistic_source_hash() -> str:
+    """The realistic mode's cache key: its module and the parts of this file it renders with (edits elsewhere
+    here, e.g. to the demo or the docs, keep a realistic build that takes minutes)."""
+    parts = [Path(_synthetic_realistic.__file__).read_bytes()]
+    parts += [inspect.getsource(f).encode() for f in (_subject_identity, _render_layers, _smooth_noise, _brow_v,
+                                                        _Identity, SyntheticMER._generate_realistic, _rng)]
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
 
 
 def encode_png(frame: np.ndarray) -> bytes:
