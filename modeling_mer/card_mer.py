@@ -64,7 +64,7 @@ DATASETS: dict[str, tuple[str, str, bool]] = {
 COMPOSITE_PARTS = ("casme2", "samm", "smic")
 
 # What the processor exported with a model needs (pip names); the processor's import error names them too.
-PROCESSOR_REQUIREMENTS = ["transformers>=5", "torch", "opencv-contrib-python-headless>=4.8,<5", "av", "dlib-bin"]
+PROCESSOR_REQUIREMENTS = ["transformers>=5", "torch", "opencv-contrib-python-headless>=4.8", "av", "dlib-bin"]
 OPTIONAL_REQUIREMENTS = {"face_recognition_models": 'the official landmark crop (crop="dlib" or "dlib-landmarks")'}
 
 INTENDED_USE = """## Intended use

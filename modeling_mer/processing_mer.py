@@ -30,7 +30,7 @@ try:  # in a try block, which transformers' remote-code import check skips: this
 except ImportError as err:
     raise ImportError(
         "MERImageProcessor needs OpenCV (face crop, sampling, optical flow) and PyAV (video files): "
-        'pip install "opencv-contrib-python-headless>=4.8,<5" av'
+        'pip install "opencv-contrib-python-headless>=4.8" av'
     ) from err
 
 from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
