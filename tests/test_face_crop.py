@@ -354,3 +354,15 @@ def test_predict_on_a_clip_without_a_face_is_one_error_line(clips, model_dir, ca
     errors = [line for line in captured.err.splitlines() if not line.startswith("note: ")]  # the default processor
     assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
     assert errors[0].startswith("error: ") and "coffee.mp4, frame 0: no face found by the Haar cascade" in errors[0]
+
+
+def test_train_crop_choices_and_defaults():
+    import train
+
+    assert train.CROP_CHOICES == face_crop.CROPS
+    assert train.parse_args(["--dataset", "casme2", "--data_dir", "x"]).crop == "dlib"  # real data: dlib
+    assert train.parse_args([]).crop == "none"  # the synthetic set is generated already cropped
+    assert train.parse_args(["--crop", "10,20,30,30"]).crop == [10, 20, 30, 30]
+    assert train.parse_args(["--crop", "dlib", "--align"]).align is True
+    with pytest.raises(SystemExit):
+        train.parse_args(["--crop", "haar", "--align"])
