@@ -24,8 +24,7 @@ from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
 from .features import seeded_frozen_encoder
 
-PROCESSOR_OPTIONS = ("crop", "align", "flow", "encoding", "uv_scale", "input_mode", "sampling", "flow_size", "head_motion",
-                     "motion_unit")
+PROCESSOR_OPTIONS = ("crop", "align", "flow", "encoding", "uv_scale", "input_mode", "sampling")
 
 
 @dataclass(frozen=True)
