@@ -18,14 +18,19 @@ import cv2
 import numpy as np
 import pytest
 
-skimage_data = pytest.importorskip(
-    "skimage.data", reason="the real photographs come from scikit-image (dev extra)"
-)
+from modeling_mer import face_crop, face_landmarks
+from modeling_mer.face_crop import CASCADE_FILE, crop_resize, detect_faces
+from modeling_mer.processing_mer import MERImageProcessor
+from modeling_mer.video_io import load_clip
 
-from modeling_mer import face_crop, face_landmarks  # noqa: E402
-from modeling_mer.face_crop import CASCADE_FILE, crop_resize, detect_faces  # noqa: E402
-from modeling_mer.processing_mer import MERImageProcessor  # noqa: E402
-from modeling_mer.video_io import load_clip  # noqa: E402
+
+def photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photographs (the dev extra; no download)."""
+    data = pytest.importorskip(
+        "skimage.data", reason="the real photographs come from scikit-image (dev extra)"
+    )
+    return getattr(data, name)()
+
 
 HAND_FACE = (183, 70, 87, 109)  # x, y, w, h
 HAND_EYES = ((203.0, 101.0), (246.0, 104.0))
@@ -70,7 +75,7 @@ def rotate(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
 
 def two_faces() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The astronaut with a mirrored copy of her head pasted over the shuttle; the copy's face box."""
-    image = skimage_data.astronaut().copy()
+    image = photo("astronaut").copy()
     x0, y0, w, h = 160, 40, 130, 160  # the head region, right of it the background
     image[10 : 10 + h, 370 : 370 + w] = image[y0 : y0 + h, x0 : x0 + w, :][:, ::-1]
     fx, fy, fw, fh = HAND_FACE
@@ -80,7 +85,7 @@ def two_faces() -> tuple[np.ndarray, tuple[int, int, int, int]]:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
-    astronaut = skimage_data.astronaut()
+    astronaut = photo("astronaut")
     tilted, _ = rotate(astronaut, 12.0)
     return {
         # seeds 8 and 3: the old rule (the largest Haar box at 320 px) took the shuttle on these apex frames
@@ -89,7 +94,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "cheek": render(folder / "cheek.mp4", astronaut, 0, (200, 130), 2.0),
         "tilted": render(folder / "tilted.mp4", tilted, 3, (224, 146), 1.5),
         "two_faces": render(folder / "two_faces.mp4", two_faces()[0], 4, (224, 146), 1.5),
-        "coffee": render(folder / "coffee.mp4", skimage_data.coffee(), 5, (300, 200), 1.5),
+        "coffee": render(folder / "coffee.mp4", photo("coffee"), 5, (300, 200), 1.5),
     }
 
 
@@ -351,9 +356,14 @@ def test_predict_on_a_clip_without_a_face_is_one_error_line(clips, model_dir, ca
 
     assert main([str(clips["coffee"]), "--model", str(model_dir), "--crop", "haar"]) == 1
     captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if not line.startswith("note: ")]  # the default processor
+    errors = [
+        line for line in captured.err.splitlines() if not line.startswith("note: ")
+    ]  # the default processor
     assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
-    assert errors[0].startswith("error: ") and "coffee.mp4, frame 0: no face found by the Haar cascade" in errors[0]
+    assert (
+        errors[0].startswith("error: ")
+        and "coffee.mp4, frame 0: no face found by the Haar cascade" in errors[0]
+    )
 
 
 def test_train_crop_choices_and_defaults():
