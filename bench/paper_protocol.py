@@ -78,7 +78,7 @@ def phase_small(opts: argparse.Namespace, workdir: Path) -> dict:
     return {
         "measured": "for real, end to end (build, flow, store, LOSO, final model)",
         "command": "accelerate launch train.py " + " ".join(argv),
-        "clips": metrics["num_clips"] if "num_clips" in metrics else None,
+        "clips": metrics.get("num_samples"),
         "folds": opts.small_subjects,
         "epochs": opts.epochs,
         "seconds": round(seconds, 1),
