@@ -49,6 +49,12 @@ MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 # 2 CPU cores to finish LOSO + the final model in under 5 minutes with UF1 well above chance. The motion is
 # ~1 px, so uv flow at a fixed 1 px scale (amplitude kept) beats hsv's per-image min-max there.
 SYNTHETIC_DEFAULTS = {"image_size": 48, "num_frames": 4, "encoding": "uv", "uv_scale": 1.0, "epochs": 20}
+# Real datasets (and --synthetic_mode realistic) without --model: the `mer-micro` preset with flow for
+# real-scale motion (0.3-3 px on a ~300 px face): flow at up to 240 px on the face crop, reduced to the
+# 32 px input by area averaging, the head's affine motion removed, amplitude kept in physical units
+# (encoding "motion"); measured in bench/accuracy.py --realistic (README: "Real-scale micro-motion").
+REAL_PRESET = "mer-micro"
+REAL_DEFAULTS = {"encoding": "motion", "flow_size": 240, "head_motion": "affine", "epochs": 40, "lr": 1e-3}
 
 
 class StopRequested(Exception):
@@ -74,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--synthetic_subjects", type=int, default=None, help="synthetic set: subjects")
     data.add_argument("--synthetic_clips", type=int, default=None, help="synthetic set: clips per subject (x3)")
     data.add_argument("--synthetic_seed", type=int, default=None, help="synthetic set: generator seed")
+    data.add_argument("--synthetic_mode", choices=("demo", "realistic"), default=None,
+                      help="synthetic set: demo (64 px faces, large motion; the default) or realistic (CASME II's "
+                           "camera, subjects, classes, timing and motion scale; trains like a real dataset)")
     proc = p.add_argument_group("processor (optical flow)")
     proc.add_argument(
         "--crop", default=None,
@@ -82,14 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proc.add_argument("--align", action="store_const", const=True, default=None, help="level the eye line (dlib landmarks)")
     proc.add_argument("--flow", choices=("farneback", "dis", "tvl1"), default=None)
-    proc.add_argument("--encoding", choices=("hsv", "uv"), default=None)
+    proc.add_argument("--encoding", choices=("hsv", "uv", "motion"), default=None,
+                      help="hsv (official), uv (clipped at --uv_scale) or motion (physical units; real-data default)")
+    proc.add_argument("--flow_size", type=int, default=None,
+                      help="compute flow on the face crop at up to this side, then reduce it to the model input")
+    proc.add_argument("--head_motion", choices=("none", "translation", "affine"), default=None,
+                      help="subtract the face region's rigid motion from the flow")
+    proc.add_argument("--motion_unit", type=float, default=None,
+                      help="motion encoding: displacement (fraction of the crop side) that maps to 1")
     proc.add_argument("--uv_scale", type=float, default=None, help="uv encoding: displacement (px) that fills the range")
     proc.add_argument("--input_mode", choices=("flow", "frames"), default=None, help="frames: raw frames (ablation)")
     proc.add_argument("--sampling", choices=("apex", "uniform"), default=None)
     proc.add_argument("--num_frames", type=int, default=None, help="frames per clip (1: a single apex-frame model)")
     proc.add_argument("--image_size", type=int, default=None, help="model input side (default: the preset's)")
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="tiny", help="a preset (tiny, mer-b16-224, slstt-b16-384), Hub id or folder")
+    model.add_argument("--model", default=None,
+                       help="a preset (tiny, mer-micro, mer-b16-224, slstt-b16-384), Hub id or folder (default: tiny for "
+                            "the synthetic demo, mer-micro for real datasets and --synthetic_mode realistic)")
     model.add_argument("--pretrained_spatial", default=None, help="initialise the spatial ViT from this Hub id or folder")
     model.add_argument("--aggregation", choices=("transformer", "lstm", "mean"), default=None)
     model.add_argument("--dropout", type=float, default=None, help="temporal and head dropout (default: the preset's)")
@@ -152,7 +170,16 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "epochs" else 1):
             p.error(f"--{name} must be positive, got {value}")
-    if args.dataset == "synthetic" and args.model == "tiny":
+    if args.synthetic_mode is not None and args.dataset != "synthetic":
+        p.error("--synthetic_mode applies only to --dataset synthetic")
+    realistic = args.dataset != "synthetic" or args.synthetic_mode == "realistic"
+    if args.model is None:
+        args.model = REAL_PRESET if realistic else "tiny"
+        if realistic and not args.pretrained_spatial:
+            for key, value in REAL_DEFAULTS.items():
+                if getattr(args, key) is None and not (key in ("encoding", "flow_size", "head_motion") and args.input_mode == "frames"):
+                    setattr(args, key, value)
+    if args.dataset == "synthetic" and not realistic and args.model == "tiny":
         for key, value in SYNTHETIC_DEFAULTS.items():
             if getattr(args, key) is None and not (key.startswith(("encoding", "uv")) and args.input_mode == "frames"):
                 setattr(args, key, value)
@@ -180,6 +207,8 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         args.data_dir = dict(d.split("=", 1) for d in args.data_dir)
     elif args.data_dir:
         args.data_dir = args.data_dir[0]
+    if args.synthetic_mode == "realistic" and args.synthetic_clips is not None:
+        p.error("--synthetic_clips: the realistic set has CASME II's clips per subject")
     if args.dataset != "synthetic" and any(
         getattr(args, k) is not None for k in ("synthetic_subjects", "synthetic_clips", "synthetic_seed")
     ):
@@ -194,7 +223,12 @@ def validate_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
                     check_knobs(**{knob: getattr(args, option)})
                 except ValueError as err:
                     p.error(f"--{option}: {err}")
-    if args.crop is None:
+    if args.crop is None and args.synthetic_mode == "realistic":
+        from dataset_scripts._synthetic_realistic import face_box
+
+        x, y, side = face_box("casme2")  # where the generator keeps the face: the benchmark tests motion, not detectors
+        args.crop = [x, y, side, side]
+    elif args.crop is None:
         args.crop = "none" if args.dataset == "synthetic" else "dlib"
     elif args.crop not in CROP_CHOICES:
         try:
@@ -309,6 +343,8 @@ def load_flow_data(args: argparse.Namespace, accelerator: Accelerator):
         knobs = {"num_subjects": args.synthetic_subjects, "clips_per_subject": args.synthetic_clips,
                  "seed": args.synthetic_seed}
         options = {k: v for k, v in knobs.items() if v is not None}
+        if args.synthetic_mode == "realistic":  # rendered: the frames apex sampling reads (onset, apex window, offset)
+            options.update(mode="realistic", apex_window=max(16, args.num_frames or 0))
     with accelerator.main_process_first():
         raw = load_mer_dataset(args.dataset, data_dir=args.data_dir, class_set=args.class_set,
                                cache_dir=args.cache_dir, on_error=args.on_error, **options)
@@ -465,7 +501,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         step_scheduler_with_optimizer=False,  # stepped once per optimizer step, whatever the process count
         log_with=args.report_to or None,
     )
-    if accelerator.device.type == "cpu" and (args.cpu_threads or args.model == "tiny"):
+    if accelerator.device.type == "cpu" and (args.cpu_threads or args.model in ("tiny", REAL_PRESET)):
         torch.set_num_threads(args.cpu_threads or 1)
     if args.push_to_hub:  # before anything slow: no token or no network must not cost a training run
         accelerator.print(f"Hub: {check_hub_access(args.hub_model_id, private=not args.hub_public)}")

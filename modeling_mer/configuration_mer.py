@@ -48,8 +48,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lstm_hidden_size": 64,
         "lstm_num_layers": 2,
     },
-    # The default for real data: ViT-B/16 at 224 (fits google/vit-base-patch16-224-in21k) with the
-    # temporal transformer.
+    # The default of train.py for real datasets without --model: learns real-scale micro-motion from scratch
+    # on 2 CPU cores. Flow is computed on the face crop at up to 240 px and area-reduced to 32 px (the
+    # processor's flow_size), so a 32 px input keeps sub-pixel motion. 16 px patches (4 per frame) and the
+    # mean of the frames (SLSTT-Mean): in the prototypes of issue 10 a ViT trained from scratch on ~250
+    # clips with 8 px patches and the temporal transformer did not even fit its training folds.
+    "mer-micro": {
+        "vision_config": {
+            "image_size": 32,
+            "patch_size": 16,
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 128,
+        },
+        "num_frames": 4,
+        "aggregation": "mean",
+        "temporal_hidden_size": 64,
+        "temporal_num_layers": 1,
+        "temporal_num_attention_heads": 4,
+        "temporal_intermediate_size": 128,
+    },
+    # For real data with a pretrained ViT (--pretrained_spatial): ViT-B/16 at 224 (fits
+    # google/vit-base-patch16-224-in21k) with the temporal transformer.
     "mer-b16-224": {
         "vision_config": {"image_size": 224, "patch_size": 16},
         "num_frames": 11,

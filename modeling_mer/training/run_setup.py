@@ -24,7 +24,8 @@ from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
 from .features import seeded_frozen_encoder
 
-PROCESSOR_OPTIONS = ("crop", "align", "flow", "encoding", "uv_scale", "input_mode", "sampling")
+PROCESSOR_OPTIONS = ("crop", "align", "flow", "encoding", "uv_scale", "input_mode", "sampling", "flow_size", "head_motion",
+                     "motion_unit")
 
 
 @dataclass(frozen=True)
