@@ -27,7 +27,7 @@ def check_flow_method(method: str) -> str:
     if method not in FLOW_METHODS:
         raise ValueError(f"flow={method!r} is not supported; choose one of {list(FLOW_METHODS)}")
     if method == "tvl1" and not hasattr(cv2, "optflow"):
-        raise ValueError("flow='tvl1' needs cv2.optflow: install opencv-contrib-python-headless<5")
+        raise ValueError("flow='tvl1' needs cv2.optflow: install opencv-contrib-python-headless (the contrib build; any version from 4.8)")
     return method
 
 
