@@ -497,9 +497,19 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = SyntheticMERConfig
     VERSION = datasets.Version("1.0.0")
+    # The modes are the named configs: SyntheticMER(config_name="realistic") is SyntheticMER(mode="realistic").
+    BUILDER_CONFIGS = [
+        SyntheticMERConfig(name="demo", mode="demo", description="3 classes told apart only by a 1-2 px motion"),
+        SyntheticMERConfig(name="realistic", mode="realistic",
+                           description="CASME II-like recordings: 26 subjects, 5 classes, 640x480 at 200 fps"),
+    ]
+    DEFAULT_CONFIG_NAME = "demo"
 
     def __init__(self, *args: Any, hash: str | None = None, **kwargs: Any) -> None:
-        realistic = kwargs.get("mode") == "realistic" or getattr(kwargs.get("config"), "mode", None) == "realistic"
+        if kwargs.get("config_name") is None and kwargs.get("mode") in MODES:
+            kwargs["config_name"] = kwargs.pop("mode")  # that config: the same build and cache as by name
+        mode = kwargs.get("mode") or kwargs.get("config_name") or getattr(kwargs.get("config"), "mode", None)
+        realistic = mode == "realistic"
         super().__init__(*args, hash=hash or (_realistic_source_hash() if realistic else _SOURCE_HASH), **kwargs)
         self.config.validate()  # a named config's attributes are overwritten without __post_init__
 

@@ -33,6 +33,16 @@ def test_builder_configs_are_the_class_sets() -> None:
     assert "repression" in CASME2.BUILDER_CONFIGS[0].description
 
 
+def test_synthetic_configs_are_its_modes(tmp_path: Path) -> None:
+    from dataset_scripts.synthetic import SyntheticMER
+
+    assert [c.name for c in SyntheticMER.BUILDER_CONFIGS] == ["demo", "realistic"]
+    by_name = SyntheticMER(config_name="realistic", cache_dir=str(tmp_path))
+    by_mode = SyntheticMER(mode="realistic", cache_dir=str(tmp_path))
+    assert by_name.config.mode == by_mode.config.mode == "realistic" and by_name.cache_dir == by_mode.cache_dir
+    assert SyntheticMER(cache_dir=str(tmp_path)).config.name == "demo"
+
+
 def test_builder_class_route_with_a_config_name(casme2_root: Path, tmp_path: Path) -> None:
     """`CASME2(config_name=...)` is the route datasets >= 4 leaves (loading scripts are refused)."""
     five = CASME2(data_dir=str(casme2_root), cache_dir=str(tmp_path))
