@@ -2,7 +2,9 @@
 
 Why the pieces look as they do (the folds are in `protocols.py`, the epoch choice in `selection.py`):
 * flow is stored once (float16, `preprocess_dataset`) and encoded per batch (`encode_flow`), so the
-  horizontal flip can act on the flow itself: flip W and negate u, as a mirrored face moves.
+  horizontal flip can act on the flow itself: flip W and negate u, as a mirrored face moves. Batches are
+  read from the memory-mapped table (`clips.ArrowClips`); with a frozen ViT they carry its stored frame
+  embeddings instead, plain and mirrored (`features.py`), and `model_inputs` picks per clip.
 * flips are drawn from (seed, epoch, row), not from a running RNG, and the loss (the model's own,
   `clip_weighted_cross_entropy`) is a class-weighted mean over clips (not over weights): a 2-process run
   then computes the same updates as one process with the same global batch.
@@ -21,7 +23,11 @@ from ..processing_mer import MERImageProcessor
 
 
 class FlowClips(Dataset):
-    """Rows of a preprocessed dataset held in memory: (row index, flow (T, C, S, S) float16, label)."""
+    """Rows of flow held in one in-memory tensor: (row index, flow (T, C, S, S), label).
+
+    train.py reads `clips.ArrowClips` (rows from the memory-mapped table) instead; this stays as the in-memory
+    reference the tests and `bench/data_memory.py` compare it with.
+    """
 
     def __init__(self, flows: torch.Tensor, labels: torch.Tensor, rows: Sequence[int]):
         self.flows, self.labels, self.rows = flows, labels, list(rows)
