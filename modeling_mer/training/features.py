@@ -153,7 +153,8 @@ def frame_embedding_store(
     if mirrored:
         features[MIRRORED] = datasets.Array2D(shape=(t, width), dtype="float32")
     was_training = model.training
-    model.to(device).eval()
+    if not reused:  # a reused store never calls the encoder: leave the model where it is
+        model.to(device).eval()
     started = time.perf_counter()
     try:
         store = data.select_columns(["flow"]).with_format("numpy").map(
