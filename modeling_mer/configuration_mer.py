@@ -50,13 +50,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The default of train.py for real datasets without --model: learns real-scale micro-motion from scratch
     # on 2 CPU cores. Flow is computed on the face crop at up to 240 px and area-reduced to 32 px (the
-    # processor's flow_size), so a 32 px input keeps sub-pixel motion. 16 px patches (4 per frame) and the
-    # mean of the frames (SLSTT-Mean): in the prototypes of issue 10 a ViT trained from scratch on ~250
-    # clips with 8 px patches and the temporal transformer did not even fit its training folds.
+    # processor's flow_size), so a 32 px input keeps sub-pixel motion. One 32 px patch per frame (the whole
+    # flow image is one token: its layout is learned by the patch projection) and the mean of the frames
+    # (SLSTT-Mean): in the prototypes of issue 10 on ~250 clips from scratch, 8 px patches with the temporal
+    # transformer did not even fit their training folds, and 16 px patches generalised less than one patch.
     "mer-micro": {
         "vision_config": {
             "image_size": 32,
-            "patch_size": 16,
+            "patch_size": 32,
             "hidden_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
