@@ -25,6 +25,16 @@ while the same classifier on onset->apex optical flow is well above it.
 
 The defaults build in a few seconds and are sized for the CPU demo of `train.py` (amplitude 2.0: at
 1.5 the demo's tiny ViT reached LOSO UF1 0.46, at 2.0 0.71, while single frames stay near chance).
+
+Two modes (`mode=`): "demo" (the above, the default) and "realistic", which renders what a high-speed
+camera records: CASME II's 640x480 frames at 200 fps (camera="samm": SAMM-like 2040x1088), its 26
+subjects with their real counts of its five classes, its timing, and action units moving 0.3-3 px at the
+native resolution under larger head motion, flicker, noise and JPEG compression (details in
+`_synthetic_realistic.py`). `apex_window=w` renders and stores only the onset, the w frames centred on
+the apex and the offset, under their real frame numbers: what apex-centred sampling of up to w frames
+reads, at a fraction of the cost (train.py --synthetic_mode realistic uses 16).
+
+    ds = load_mer_dataset("synthetic", mode="realistic", apex_window=16)   # 249 clips, 5 classes
 """
 
 from __future__ import annotations
