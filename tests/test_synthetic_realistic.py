@@ -129,8 +129,10 @@ def test_single_frames_at_chance_flow_far_above() -> None:
     labels, subjects = np.array(labels), np.array(subjects)
     appearance = _uar_loso(np.array(apex_pixels), labels, subjects)
     motion = _uar_loso(np.array(flows), labels, subjects)
-    assert appearance < 0.33, appearance
-    assert motion > 0.5 and motion > appearance + 0.25, (motion, appearance)
+    # Measured: appearance UAR 0.305, flow 0.674 (chance 0.2; 102 clips, so one standard deviation of a
+    # chance-level UAR is ~0.05; on all 249 clips bench/accuracy.py --realistic gives appearance 0.20).
+    assert appearance < 0.36, appearance
+    assert motion > 0.55 and motion > appearance + 0.25, (motion, appearance)
 
 
 def test_stored_frames_decode_to_the_rendered_ones(tmp_path: Path) -> None:
