@@ -144,3 +144,13 @@ def test_stored_frames_decode_to_the_rendered_ones(tmp_path: Path) -> None:
     _, onset, _, _ = clip_timing(_rng(0, subject, clip + 1, 0))
     rendered = generate_realistic_clip(subject, clip, emotion, seed=0, indices=[onset])
     assert row["frames"][0]["bytes"] == rendered.jpeg[0]
+
+
+def test_samm_camera_gives_larger_frames_and_face() -> None:
+    clip = generate_realistic_clip(0, 0, "surprise", seed=2, camera="samm", indices=[0])
+    assert clip.frames[0].shape == (1088, 2040, 3)
+    x, y, side = face_box("samm")
+    assert 300 <= clip.extra["face_width"] <= 420 and side >= 1.4 * clip.extra["face_width"]
+    assert 0.3 <= clip.peak_px <= 3.0
+    with pytest.raises(ValueError, match="camera"):
+        generate_realistic_clip(0, 0, "surprise", camera="gopro", indices=[])
