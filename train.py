@@ -624,7 +624,8 @@ def train_final_model(accelerator, args, config, processor, source, labels, outp
     if accelerator.is_main_process:
         described = {**run_args, "aggregation": config.aggregation, "num_frames": config.num_frames,
                      "image_size": config.image_size, "augment": not args.no_augment,
-                     **{k: getattr(processor, k) for k in ("input_mode", "flow", "encoding", "crop", "align", "uv_scale")}}
+                     **{k: getattr(processor, k) for k in ("input_mode", "flow", "encoding", "crop", "align", "uv_scale",
+                                                            "flow_size", "head_motion", "motion_unit")}}
         card = render_card(MODEL_CARD_TEMPLATE, metrics, described, args.hub_model_id or str(output_dir))
         card.save(output_dir / "README.md")
         fault_point("final:card_written")
