@@ -6,7 +6,7 @@
          -> long-term optical flow onset -> each position            [compute_flow: heavy, cacheable]
          -> hsv or uv drawing -> ImageNet mean/std                  [encode_flow: cheap, per batch]
 
-The split lets datasets store flow once (`modeling_mer.preprocessing`) while training applies
+The split lets datasets store flow once (`modeling_mer.training.preprocessing`) while training applies
 flow-aware augmentation before the cheap encoding; `__call__` is exactly `encode_flow(compute_flow())`.
 It is a `BaseImageProcessor` and not a `BaseVideoProcessor`, which needs torchvision.
 """
