@@ -170,7 +170,9 @@ def test_linear_patch_projection_equals_strided_conv():
 
 
 def test_presets():
-    assert set(PRESETS) == {"tiny", "mer-b16-224", "slstt-b16-384"}
+    assert set(PRESETS) == {"tiny", "mer-micro", "mer-b16-224", "slstt-b16-384"}
+    micro = MERConfig.from_preset("mer-micro", labels=LABELS)  # the real-data default: one patch per frame
+    assert (micro.image_size, micro.patch_size, micro.num_frames, micro.aggregation) == (32, 32, 4, "mean")
     paper = MERConfig.from_preset("slstt-b16-384", labels=LABELS)
     assert (paper.image_size, paper.num_frames, paper.aggregation) == (384, 11, "lstm")
     assert (paper.lstm_hidden_size, paper.lstm_num_layers, paper.head_hidden_size) == (512, 3, 256)
