@@ -318,7 +318,6 @@ from modeling_mer.training.tracking import (
     fold_tag,
     hyperparameters,
     pooled_scalars,
-    quiet_checkpoint_rotation,
     resolve_report_to,
 )
 
@@ -490,7 +489,6 @@ def score_epoch(accelerator, model, processor, labels, config, selection, epoch,
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     """Run the protocol; returns the pooled metrics (None for a single --fold run or a --stop_after stop)."""
     args = parse_args(argv)
-    quiet_checkpoint_rotation()  # accelerate's "Deleting 1 checkpoints to make room ..." every epoch
     started = time.time()
     output_dir = Path(args.output_dir)
     run_name = f"fold_{args.fold:03d}" if args.fold is not None else "loso"

@@ -48,17 +48,6 @@ def test_tags_and_hyperparameters():
                       "resume": False}
 
 
-def test_checkpoint_rotation_message_is_silenced(caplog):
-    tracking.quiet_checkpoint_rotation()
-    tracking.quiet_checkpoint_rotation()  # twice: one filter
-    logger = logging.getLogger("accelerate.accelerator")
-    assert sum(isinstance(f, tracking._DropCheckpointRotation) for f in logger.filters) == 1
-    with caplog.at_level(logging.WARNING, logger="accelerate.accelerator"):
-        logger.warning("Deleting 1 checkpoints to make room for new checkpoint.")
-        logger.warning("something else")
-    assert [r.getMessage() for r in caplog.records] == ["something else"]
-
-
 def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import re
 from typing import Any
 
@@ -109,19 +108,6 @@ class RunTracker:
             self.accelerator.log({k: float(v) for k, v in values.items() if v is not None}, step=self.step)
 
 
-class _DropCheckpointRotation(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "checkpoints to make room for new checkpoint" not in record.getMessage()
-
-
-def quiet_checkpoint_rotation() -> None:
-    """Silence accelerate's "Deleting 1 checkpoints to make room for new checkpoint." (once per epoch with
-    `total_limit`); its other messages stay."""
-    logger = logging.getLogger("accelerate.accelerator")
-    if not any(isinstance(f, _DropCheckpointRotation) for f in logger.filters):
-        logger.addFilter(_DropCheckpointRotation())
-
-
 __all__ = [
     "REPORT_TO_CHOICES",
     "RunTracker",
@@ -129,7 +115,6 @@ __all__ = [
     "fold_tag",
     "hyperparameters",
     "pooled_scalars",
-    "quiet_checkpoint_rotation",
     "resolve_report_to",
     "tracker_installed",
 ]
