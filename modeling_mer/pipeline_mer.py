@@ -17,6 +17,9 @@ from transformers import AutoVideoProcessor
 from transformers.image_processing_utils import BatchFeature
 from transformers.pipelines.base import Pipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 CUSTOM_PIPELINES: dict[str, dict[str, Any]] = {
     "video-classification": {
@@ -44,8 +47,8 @@ class MERVideoClassificationPipeline(VideoClassificationPipeline):
         if kwargs.get("video_processor") is None and isinstance(getattr(model, "name_or_path", None), str):
             try:
                 kwargs["video_processor"] = AutoVideoProcessor.from_pretrained(model.name_or_path)
-            except Exception:  # as transformers' own optional loading: fall back to the image processor
-                pass
+            except Exception as err:  # as transformers' own optional loading: fall back to the image processor
+                logger.info("no video processor for %s (%s); using its image processor", model.name_or_path, err)
         return VideoClassificationPipeline(*args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
