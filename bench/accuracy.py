@@ -161,6 +161,16 @@ def markdown_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def publish(payload: dict, table: str, json_path: str | None) -> dict:
+    """Print the table; with --json write the JSON and the same table as .md beside it."""
+    print(table, flush=True)
+    if json_path:
+        out = write_json(json_path, payload)
+        out.with_suffix(".md").write_text(table)
+        print(f"[accuracy] wrote {out} and {out.with_suffix('.md')}", flush=True)
+    return payload
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     command = "python bench/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -198,12 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "variants": results,
     }
     table = markdown_table(payload)
-    print(table, flush=True)
-    if args.json:
-        out = write_json(args.json, payload)
-        out.with_suffix(".md").write_text(table)
-        print(f"[accuracy] wrote {out} and {out.with_suffix('.md')}", flush=True)
-    return payload
+    return publish(payload, table, args.json)
 
 
 # ------------------------------------------------------------------------------------ --realistic
@@ -348,12 +353,7 @@ def main_realistic(args: argparse.Namespace, command: str) -> dict[str, Any]:
         lines.append(f"| {name} | {row['description']} | {cell('uf1')} | {cell('uar')} | {cell('accuracy')} "
                      f"| {row['seconds'] / 60:.1f} |")
     table = "\n".join(lines) + "\n"
-    print(table, flush=True)
-    if args.json:
-        out = write_json(args.json, payload)
-        out.with_suffix(".md").write_text(table)
-        print(f"[accuracy] wrote {out} and {out.with_suffix('.md')}", flush=True)
-    return payload
+    return publish(payload, table, args.json)
 
 
 if __name__ == "__main__":

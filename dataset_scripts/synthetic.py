@@ -553,21 +553,11 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
                 rendered = generate_clip(subject, clip, emotion, num_frames=cfg.num_frames,
                                          image_size=cfg.image_size, amplitude=cfg.amplitude, seed=cfg.seed)
                 start = int(_rng(cfg.seed, subject, clip + 1, 2).integers(1, 5000))  # like a cut from a take
-                yield datasets.builder.Key(0, index), {
-                    "dataset": "synthetic",
-                    "subject": subject_id,
-                    "clip_id": f"{subject_id}_c{clip + 1:02d}",
-                    "frames": [{"bytes": encode_png(f), "path": None} for f in rendered.frames],
-                    "frame_numbers": list(range(start, start + cfg.num_frames)),
-                    "onset": start + rendered.onset,
-                    "apex": start + rendered.apex,
-                    "apex_source": "annotated",
-                    "offset": start + rendered.offset,
-                    "fps": FPS,
-                    "action_units": rendered.action_units,
-                    "emotion": emotion,
-                    "label": int(order[clip]),
-                }
+                frames = [encode_png(f) for f in rendered.frames]
+                numbers = list(range(start, start + cfg.num_frames))
+                yield datasets.builder.Key(0, index), _example(
+                    subject_id, clip, frames, numbers, start, rendered, emotion, int(order[clip])
+                )
                 index += 1
 
 
@@ -581,21 +571,10 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
             rendered = generate_realistic_clip(subject, clip, emotion, seed=cfg.seed, camera=cfg.camera, indices=indices)
             start = int(_rng(cfg.seed, subject, clip + 1, 2).integers(1, 5000))  # like a cut from a take
             subject_id = f"synth_s{subject + 1:02d}"
-            yield datasets.builder.Key(0, index), {
-                "dataset": "synthetic",
-                "subject": subject_id,
-                "clip_id": f"{subject_id}_c{clip + 1:02d}",
-                "frames": [{"bytes": data, "path": None} for data in rendered.jpeg],
-                "frame_numbers": [start + i for i in rendered.indices],
-                "onset": start + rendered.onset,
-                "apex": start + rendered.apex,
-                "apex_source": "annotated",
-                "offset": start + rendered.offset,
-                "fps": FPS,
-                "action_units": rendered.action_units,
-                "emotion": emotion,
-                "label": CASME2_CLASSES.index(emotion),
-            }
+            numbers = [start + i for i in rendered.indices]
+            yield datasets.builder.Key(0, index), _example(
+                subject_id, clip, rendered.jpeg, numbers, start, rendered, emotion, CASME2_CLASSES.index(emotion)
+            )
 
 
 def _realistic_source_hash() -> str:
@@ -613,3 +592,23 @@ def encode_png(frame: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError(f"synthetic: PNG encoding failed for a frame of shape {frame.shape}")
     return buf.tobytes()
+
+
+def _example(subject_id: str, clip: int, frames: list[bytes], numbers: list[int], start: int, rendered: Any,
+             emotion: str, label: int) -> dict[str, Any]:
+    """One row of the builders' schema: encoded frames under their frame numbers, timing shifted by `start`."""
+    return {
+        "dataset": "synthetic",
+        "subject": subject_id,
+        "clip_id": f"{subject_id}_c{clip + 1:02d}",
+        "frames": [{"bytes": data, "path": None} for data in frames],
+        "frame_numbers": numbers,
+        "onset": start + rendered.onset,
+        "apex": start + rendered.apex,
+        "apex_source": "annotated",
+        "offset": start + rendered.offset,
+        "fps": FPS,
+        "action_units": rendered.action_units,
+        "emotion": emotion,
+        "label": label,
+    }
