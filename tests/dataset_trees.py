@@ -1,6 +1,6 @@
 """Builds the official on-disk layouts of CASME II, SAMM and SMIC-HS in a temporary folder.
 
-The rows come from the real annotation tables in ../shared/metadata (real subjects, clip names, frame
+The rows come from the real annotation tables in tests/data/metadata (copied from the project's shared/metadata) (real subjects, clip names, frame
 numbers and emotions); the frames are tiny generated images and the coding sheets are written with
 openpyxl in the shapes the datasets ship (CASME II: unnamed columns and `/` apex cells; SAMM: 13
 preamble rows before the column row).
@@ -18,7 +18,7 @@ import numpy as np
 import openpyxl
 from PIL import Image
 
-METADATA = Path(__file__).resolve().parents[1].parent / "shared" / "metadata"
+METADATA = Path(__file__).resolve().parent / "data" / "metadata"
 
 
 def table(name: str) -> list[dict[str, str]]:

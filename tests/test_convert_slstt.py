@@ -19,7 +19,7 @@ from modeling_mer.cli.convert_slstt import (
     main,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 
 
 def golden(variant: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, str]]:

@@ -28,7 +28,7 @@ def _official(datasets_present: set[str], subjects: set[tuple[str, str]] | None 
 
 def test_shipped_list_is_the_official_one() -> None:
     shipped = Path(__file__).resolve().parents[1] / "dataset_scripts" / "megc2019_composite_3class.csv"
-    official = Path(__file__).resolve().parents[1].parent / "shared" / "metadata" / shipped.name
+    official = Path(__file__).resolve().parent / "data" / "metadata" / shipped.name
     assert shipped.read_bytes() == official.read_bytes()
 
 

@@ -1,7 +1,7 @@
 """Full-table checks: every row of the real annotation tables, read from sheets in the official shapes.
 
 These build no Arrow files: the builders' plans (which clips, which labels) are compared with the
-tables in ../shared/metadata, so the whole of CASME II, SAMM and SMIC-HS is covered in seconds.
+tables in tests/data/metadata, so the whole of CASME II, SAMM and SMIC-HS is covered in seconds.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from modeling_mer.pipeline_mer import CUSTOM_PIPELINES
 from modeling_mer.processing_mer import MERImageProcessor
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = REPO / "tests" / "data"  # copies of the project's shared/ fixtures
 LABELS = ["negative", "positive", "surprise"]
 NUM_FRAMES, APEX, SIZE = 24, 12, 64
 
