@@ -15,6 +15,7 @@ from ._builder import SingleSourceBuilder
 from ._records import MERDataError
 from ._sources import SheetSource
 from .common import CLASS_SETS
+from .registry import DATASETS
 
 
 class CASME2Source(SheetSource):
@@ -42,12 +43,7 @@ class CASME2(SingleSourceBuilder):
     SOURCE = CASME2Source
     DEFAULT_CLASS_SET = "5class"
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["casme2_5class"]}
-    DESCRIPTION = "CASME II spontaneous micro-expressions (26 subjects, 200 fps), read from the user's copy."
-    CITATION = (
-        "@article{yan2014casme2, title={CASME II: An Improved Spontaneous Micro-Expression Database and the "
-        "Baseline Evaluation}, author={Yan, Wen-Jing and Li, Xiaobai and Wang, Su-Jing and Zhao, Guoying and "
-        "Liu, Yong-Jin and Chen, Yu-Hsin and Fu, Xiaolan}, journal={PLoS ONE}, volume={9}, number={1}, "
-        "year={2014}}"
-    )
-    HOMEPAGE = "http://casme.psych.ac.cn/casme/e2"
-    LICENSE = "CASME II licence agreement (Institute of Psychology, CAS): research use only, no redistribution"
+    DESCRIPTION = DATASETS["casme2"].card_text  # the registry owns the texts (dataset_scripts/registry.py)
+    CITATION = DATASETS["casme2"].citation
+    HOMEPAGE = DATASETS["casme2"].homepage
+    LICENSE = DATASETS["casme2"].license_text

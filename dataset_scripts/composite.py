@@ -25,6 +25,7 @@ from ._records import BadClip, ClipSpec, MERDataError
 from ._sources import ClipSource, SheetSource
 from .casme2 import CASME2Source
 from .common import CLASS_SETS
+from .registry import DATASETS
 from .samm import SAMMSource
 from .smic import SMICSource
 
@@ -64,13 +65,9 @@ class MEGC2019Composite(MERBuilder):
     DEFAULT_CLASS_SET = "3class"
     OFFERS_ALL = False
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
-    DESCRIPTION = "MEGC2019 composite micro-expression set (CASME II, SAMM, SMIC-HS; official 3-class list)."
-    CITATION = (
-        "@inproceedings{see2019megc, title={MEGC 2019 -- The Second Facial Micro-Expressions Grand Challenge}, "
-        "author={See, John and Yap, Moi Hoon and Li, Jingting and Hong, Xiaopeng and Wang, Su-Jing}, "
-        "booktitle={IEEE International Conference on Automatic Face and Gesture Recognition (FG)}, year={2019}}"
-    )
-    LICENSE = "Each part keeps its own licence (CASME II, SAMM, SMIC): research use only, no redistribution"
+    DESCRIPTION = DATASETS["composite"].card_text  # the registry owns the texts (dataset_scripts/registry.py)
+    CITATION = DATASETS["composite"].citation
+    LICENSE = DATASETS["composite"].license_text
 
     def __init__(self, *args: Any, data_dir: Any = None, **kwargs: Any):
         if isinstance(data_dir, Mapping):

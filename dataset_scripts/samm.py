@@ -15,6 +15,7 @@ from ._builder import SingleSourceBuilder
 from ._records import MERDataError
 from ._sources import SheetSource
 from .common import CLASS_SETS
+from .registry import DATASETS
 
 
 class SAMMSource(SheetSource):
@@ -40,11 +41,7 @@ class SAMM(SingleSourceBuilder):
     SOURCE = SAMMSource
     DEFAULT_CLASS_SET = "5class"
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"5class": CLASS_SETS["samm_5class"]}
-    DESCRIPTION = "SAMM spontaneous micro-movements (29 subjects, 200 fps, grayscale), read from the user's copy."
-    CITATION = (
-        "@article{davison2018samm, title={SAMM: A Spontaneous Micro-Facial Movement Dataset}, author={Davison, "
-        "Adrian K. and Lansley, Cliff and Costen, Nicholas and Tan, Kevin and Yap, Moi Hoon}, journal={IEEE "
-        "Transactions on Affective Computing}, volume={9}, number={1}, pages={116--129}, year={2018}}"
-    )
-    HOMEPAGE = "http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php"
-    LICENSE = "SAMM licence agreement (Manchester Metropolitan University): research use only, no redistribution"
+    DESCRIPTION = DATASETS["samm"].card_text  # the registry owns the texts (dataset_scripts/registry.py)
+    CITATION = DATASETS["samm"].citation
+    HOMEPAGE = DATASETS["samm"].homepage
+    LICENSE = DATASETS["samm"].license_text

@@ -17,6 +17,7 @@ from ._layout import SEARCH_DEPTH, check_release, has_subjects, walk_dirs
 from ._records import BadClip, ClipSpec, MERDataError
 from ._sources import ClipSource
 from .common import CLASS_SETS
+from .registry import DATASETS
 
 SUBJECT_RE = re.compile(r"s(\d+)", re.IGNORECASE)
 
@@ -111,12 +112,7 @@ class SMIC(SingleSourceBuilder):
     SOURCE = SMICSource
     DEFAULT_CLASS_SET = "3class"
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {"3class": CLASS_SETS["3class"]}
-    DESCRIPTION = "SMIC-HS spontaneous micro-expressions (16 subjects with clips, 100 fps), read from the user's copy."
-    CITATION = (
-        "@inproceedings{li2013smic, title={A Spontaneous Micro-expression Database: Inducement, Collection and "
-        "Baseline}, author={Li, Xiaobai and Pfister, Tomas and Huang, Xiaohua and Zhao, Guoying and "
-        "Pietik{\\\"a}inen, Matti}, booktitle={IEEE International Conference on Automatic Face and Gesture "
-        "Recognition (FG)}, year={2013}}"
-    )
-    HOMEPAGE = "https://www.oulu.fi/cmvs/node/41319"
-    LICENSE = "SMIC licence agreement (University of Oulu): research use only, no redistribution"
+    DESCRIPTION = DATASETS["smic"].card_text  # the registry owns the texts (dataset_scripts/registry.py)
+    CITATION = DATASETS["smic"].citation
+    HOMEPAGE = DATASETS["smic"].homepage
+    LICENSE = DATASETS["smic"].license_text

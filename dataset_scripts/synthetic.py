@@ -64,6 +64,7 @@ from ._synthetic_realistic import (
 )
 from ._synthetic_realistic import _rng as _realistic_rng
 from .common import CLASS_SETS, mer_features
+from .registry import DATASETS
 
 EMOTIONS: list[str] = list(CLASS_SETS["3class"])  # negative, positive, surprise
 FPS = 200.0
@@ -525,11 +526,8 @@ class SyntheticMER(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
-            description=(
-                "Synthetic micro-expressions: per-subject faces whose emotion shows only as a brief, "
-                "low-amplitude, local action-unit warp (onset -> apex -> offset), over resting-expression "
-                "variation, head drift, flicker and sensor noise. Single frames do not reveal the class."
-            ),
+            description=DATASETS["synthetic"].card_text,  # the registry owns the text
+            license=DATASETS["synthetic"].license_text,
             features=mer_features(list(CASME2_CLASSES) if self.config.mode == "realistic" else EMOTIONS, lazy=False),
         )
 
