@@ -9,12 +9,11 @@ costly to build and are not picklable, so they must never live on the processor 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import cv2
 import numpy as np
-
-FLOW_METHODS = ("farneback", "dis", "tvl1")
 
 # The paper's Farneback parameters: pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags.
 FARNEBACK_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
@@ -22,30 +21,73 @@ FARNEBACK_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class FlowMethod:
+    """One optical-flow estimator: `make()` builds the (prev_gray, next_gray) -> (H, W, 2) float32 function
+    (once per process), `description` is the text of `--help` and the docs, `missing()` says why it cannot
+    run here (None when it can)."""
+
+    name: str
+    make: Callable[[], FlowFn]
+    description: str
+    missing: Callable[[], str | None] = lambda: None
+
+
+# The flow methods, in one registry: the processor's `flow=` check, train.py's --flow choices and --help
+# derive from it. A new method is one function that builds the estimator plus one register_flow_method line.
+FLOW_METHODS: dict[str, FlowMethod] = {}
+
+
+def register_flow_method(name: str, make: Callable[[], FlowFn], description: str,
+                         missing: Callable[[], str | None] | None = None) -> FlowMethod:
+    """Add a flow method (`flow=name` in the processor, `--flow name` in train.py)."""
+    if name in FLOW_METHODS:
+        raise ValueError(f"flow method {name!r} is already registered")
+    method = FlowMethod(name, make, description, missing or (lambda: None))
+    FLOW_METHODS[name] = method
+    flow_function.cache_clear()
+    return method
+
+
+def _farneback() -> FlowFn:
+    return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, *FARNEBACK_PARAMS)
+
+
+def _dis() -> FlowFn:
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return lambda prev, nxt: dis.calc(prev, nxt, None)
+
+
+def _tvl1() -> FlowFn:
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    return lambda prev, nxt: tvl1.calc(prev, nxt, None)
+
+
+def _tvl1_missing() -> str | None:
+    if hasattr(cv2, "optflow"):
+        return None
+    return "flow='tvl1' needs cv2.optflow: install opencv-contrib-python-headless (the contrib build; any version from 4.8)"
+
+
 def check_flow_method(method: str) -> str:
     """Validate a flow method name early, with the list of valid names in the error."""
     if method not in FLOW_METHODS:
         raise ValueError(f"flow={method!r} is not supported; choose one of {list(FLOW_METHODS)}")
-    if method == "tvl1" and not hasattr(cv2, "optflow"):
-        raise ValueError("flow='tvl1' needs cv2.optflow: install opencv-contrib-python-headless (the contrib build; any version from 4.8)")
+    reason = FLOW_METHODS[method].missing()
+    if reason:
+        raise ValueError(reason)
     return method
 
 
 @cache
 def flow_function(method: str) -> FlowFn:
     """A function (prev_gray, next_gray) -> (H, W, 2) float32 flow for `method`."""
-    check_flow_method(method)
-    if method == "farneback":
+    return FLOW_METHODS[check_flow_method(method)].make()
 
-        def farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-            return cv2.calcOpticalFlowFarneback(prev, nxt, None, *FARNEBACK_PARAMS)
 
-        return farneback
-    if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return lambda prev, nxt: dis.calc(prev, nxt, None)
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    return lambda prev, nxt: tvl1.calc(prev, nxt, None)
+register_flow_method("farneback", _farneback, "OpenCV's Farneback with the paper's parameters (SLSTT)")
+register_flow_method("dis", _dis, "OpenCV's DIS, medium preset: fast, robust on low-texture faces")
+register_flow_method("tvl1", _tvl1, "TV-L1 (opencv-contrib's cv2.optflow): the most accurate, the slowest", _tvl1_missing)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:

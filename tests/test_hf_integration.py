@@ -27,7 +27,8 @@ from modeling_mer import (
     MERImageProcessor,
     MERVideoClassificationPipeline,
 )
-from modeling_mer.card_mer import DATASETS, PROCESSOR_REQUIREMENTS, RESEARCH_ONLY_LICENSE, SLSTT_CITATION
+from dataset_scripts.registry import DATASETS
+from modeling_mer.evaluation.card_mer import PROCESSOR_REQUIREMENTS, RESEARCH_ONLY_LICENSE, SLSTT_CITATION
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["negative", "positive", "surprise"]
@@ -160,7 +161,10 @@ def test_save_pretrained_writes_the_card(tmp_path, datasets, license_name, phras
     assert SLSTT_CITATION in text and f'pipeline("video-classification", model="{model_dir}"' in text
     for name in datasets or []:
         parts = ["casme2", "samm", "smic", "composite"] if name == "composite" else [name]
-        assert all(DATASETS[p][1] in text for p in parts) and set(parts) <= set(data["datasets"])
+        assert all(DATASETS[p].citation in text and DATASETS[p].card_text in text for p in [name])
+        assert all(DATASETS[p].citation in text for p in parts)
+    assert "datasets" not in data  # none of these sets has a Hub id: `datasets:` lists only real ones
+    assert "## Limitations" in text and "## Framework versions" in text
     assert all(requirement in text for requirement in PROCESSOR_REQUIREMENTS)
 
 
@@ -198,7 +202,8 @@ def test_push_to_hub_uploads_the_card_not_the_stub(tmp_path, monkeypatch):
     config = MERConfig.from_preset("tiny", labels=LABELS, train_datasets=["samm"])
     assert MERForVideoClassification(config).push_to_hub("you/mer-samm", private=True) == "commit"
     (upload,) = uploads
-    assert {"README.md", "config.json", "model.safetensors", "modeling_mer.py", "card_mer.py"} <= set(upload["files"])
+    assert {"README.md", "config.json", "model.safetensors", "modeling_mer.py"} <= set(upload["files"])
+    assert "card_mer.py" not in upload["files"]  # publishing code stays in the package, it does not ship
     card = ModelCard(upload["card"])
     assert card.data.license == "other" and card.data.pipeline_tag == "video-classification"
     assert 'from_pretrained("you/mer-samm", trust_remote_code=True)' in card.text and "tags: []" not in upload["card"]
@@ -224,8 +229,10 @@ def test_train_card_has_results_and_the_same_sections(tmp_path):
     assert data["license"] == "other" and data["license_name"] == RESEARCH_ONLY_LICENSE
     assert data["base_model"] == "google/vit-base-patch16-224-in21k" and data["pipeline_tag"] == "video-classification"
     (result,) = [r for r in data["model-index"][0]["results"] if r["dataset"]["type"] == "casme2"]
-    assert {m["type"]: m["value"] for m in result["metrics"]} == {"uf1": 0.5, "uar": 0.25}
-    assert "| loso | casme2 | 0.5000 | 0.2500 |" in card.text and DATASETS["casme2"][1] in card.text
+    assert {m["type"]: (m["name"], m["value"]) for m in result["metrics"]} == {"f1": ("UF1", 0.5), "recall": ("UAR", 0.25)}
+    assert {m["args"]["average"] for m in result["metrics"]} == {"macro"}
+    assert "| loso | casme2 | 0.5000 | 0.2500 |" in card.text and DATASETS["casme2"].citation in card.text
+    assert DATASETS["casme2"].card_text in card.text and "`flow=farneback`" in card.text
     assert 'AutoModelForVideoClassification.from_pretrained("you/mer-casme2", trust_remote_code=True)' in card.text
 
 
@@ -296,12 +303,14 @@ def test_registration_is_the_installed_package_only():
     assert modeling_mer.MERVideoClassificationPipeline._load_video_processor is False
 
 
-def test_card_citations_are_the_builders():
-    """card_mer ships with the model and cannot import dataset_scripts: its copies must stay the same."""
+def test_builders_take_their_texts_from_the_registry():
+    """One owner: the builders' citation, licence and description are their registry entry's."""
     from dataset_scripts import CASME2, SAMM, SMIC, MEGC2019Composite
 
     for name, builder in (("casme2", CASME2), ("samm", SAMM), ("smic", SMIC), ("composite", MEGC2019Composite)):
-        assert DATASETS[name][1] == builder.CITATION, name
+        spec = DATASETS[name]
+        assert (builder.CITATION, builder.LICENSE, builder.DESCRIPTION) == (spec.citation, spec.license_text, spec.card_text)
+        assert spec.builder_class() is builder
 
 
 def test_card_requirements_are_the_package_dependencies():

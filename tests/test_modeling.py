@@ -109,10 +109,9 @@ def test_sdpa_equals_eager(aggregation):
 
 def test_attentions_and_hidden_states_on_request():
     model = MERForVideoClassification(tiny()).eval()
-    with pytest.raises(ValueError, match="eager"):
-        model(clip_batch(), output_attentions=True)
-    model.set_attn_implementation("eager")
+    # under sdpa the call falls back to eager attention for that call only (sdpa returns no weights)
     out = model(clip_batch(), output_attentions=True, output_hidden_states=True)
+    assert model.config._attn_implementation == "sdpa" and model.config.vision_config._attn_implementation == "sdpa"
     assert len(out.spatial_attentions) == 2 and out.spatial_attentions[0].shape == (2, 8, 4, 17, 17)
     assert len(out.spatial_hidden_states) == 3 and out.spatial_hidden_states[0].shape == (2, 8, 17, 64)
     assert len(out.temporal_attentions) == 1 and out.temporal_attentions[0].shape == (2, 4, 9, 9)
@@ -344,7 +343,8 @@ def test_modeling_mer_folder_holds_exactly_what_ships_with_a_model(tmp_path):
     exported = {p.name for p in tmp_path.glob("*.py")}
     root = Path(__file__).resolve().parents[1] / "modeling_mer"
     flat = {p.name for p in root.glob("*.py")} - {"__init__.py"}
-    assert exported == flat
+    # The spotting model's flat files ship with the spotting model (its own tests export it).
+    assert exported == {name for name in flat if not name.endswith("_spotting.py")}
     for name in flat:  # relative imports only, and only of flat siblings
         text = (root / name).read_text()
         assert not re.search(r"^\s*(from|import) (modeling_mer|dataset_scripts)\b", text, re.M), name
@@ -352,9 +352,16 @@ def test_modeling_mer_folder_holds_exactly_what_ships_with_a_model(tmp_path):
 
 
 def test_no_import_cycle_between_packages():
-    # dataset_scripts builds on modeling_mer (class orders, apex spotting); modeling_mer never imports it.
+    # dataset_scripts builds on modeling_mer (class orders, apex spotting). The shipped files and the package's
+    # import never import it; the cards and the runner read the dataset registry, whose import (that of the
+    # dataset_scripts package) imports nothing of modeling_mer, torch or datasets: no cycle.
     import re
+    import subprocess
+    import sys
 
     root = Path(__file__).resolve().parents[1] / "modeling_mer"
-    for path in root.rglob("*.py"):
+    for path in [*root.glob("*.py")]:  # what ships with a model, and the package's import
         assert not re.search(r"^\s*(from|import) dataset_scripts", path.read_text(), re.M), path
+    code = "import sys, dataset_scripts.registry; print(sorted(m for m in sys.modules if m.startswith(('modeling_mer', 'torch', 'datasets'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root.parent, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

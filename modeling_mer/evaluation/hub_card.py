@@ -13,23 +13,8 @@ from typing import Any
 import huggingface_hub
 from huggingface_hub import EvalResult, ModelCard
 
-from ..card_mer import build_model_card
+from .card_mer import build_model_card, data_text, eval_result
 from .reporting import HUB_FILES
-
-DATA_TEXT = {
-    "synthetic": (
-        "The built-in synthetic micro-expression set (dataset_scripts/synthetic.py): rendered faces whose "
-        "class shows only as a brief, low-amplitude action-unit warp. It demonstrates the pipeline; the "
-        "weights are of no use on real faces."
-    ),
-    "casme2": "CASME II (Yan et al., 2014), from the user's licensed copy.",
-    "samm": "SAMM (Davison et al., 2018), from the user's licensed copy.",
-    "smic": "SMIC-HS (Li et al., 2013), from the user's licensed copy.",
-    "composite": (
-        "The MEGC2019 composite (3 classes: negative, positive, surprise): CASME II, SAMM and SMIC-HS "
-        "clips on the official list, 68 subjects, from the user's licensed copies."
-    ),
-}
 
 
 class HubAccessError(RuntimeError):
@@ -59,50 +44,59 @@ def check_hub_access(repo_id: str, private: bool) -> str:
     return str(url)
 
 
-def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], repo_or_path: str) -> ModelCard:
-    """The README.md of the output folder: `template` (model_card.md) rendered by the model's own card builder
-    (`modeling_mer.card_mer`: licence, base model, usage, requirements, citations) with the run's figures as
-    model-index metadata (UF1, UAR) and text."""
-    dataset = metrics["dataset"]
-    model_name = run.get("hub_model_id") or f"mer-{run['model']}-{dataset}-{metrics['protocol']}"
+def processor_settings(processor: Any) -> dict[str, Any]:
+    """The processor's options (their one list: `MERImageProcessor.option_names`) with this processor's values."""
+    return {name: getattr(processor, name) for name in type(processor).option_names}
+
+
+def recognition_results(metrics: dict[str, Any]) -> list[EvalResult]:
+    """The model-index of a recognition run: UF1 and UAR (Hub ids f1 / recall, macro) pooled, then per dataset."""
+    protocol = metrics["protocol"]
     results = [
-        EvalResult(
-            task_type="video-classification",
-            dataset_type=dataset,
-            dataset_name=f"{dataset} ({metrics['protocol_description']}, pooled)",
-            metric_type=kind,
-            metric_name=f"{kind.upper()}{' (optimistic: selected on held-out subject)' if metrics['optimistic'] else ''}",
-            metric_value=round(float(metrics[kind]), 4),
-            dataset_config=metrics["protocol"],
-        )
+        eval_result(kind, metrics[kind], dataset=metrics["dataset"], config=protocol, optimistic=metrics["optimistic"],
+                    dataset_name=f"{metrics['dataset']} ({metrics['protocol_description']}, pooled)")
         for kind in ("uf1", "uar")
     ]
     for name, part in (metrics.get("per_dataset") or {}).items():
         results += [
-            EvalResult(
-                task_type="video-classification",
-                dataset_type=name,
-                dataset_name=f"{name} ({metrics['protocol']}, the clips of this dataset)",
-                metric_type=kind,
-                metric_name=kind.upper(),
-                metric_value=round(float(part[kind]), 4),
-                dataset_config=metrics["protocol"],
-            )
+            eval_result(kind, part[kind], dataset=name, config=protocol, optimistic=metrics["optimistic"],
+                        dataset_name=f"{name} ({protocol}, the clips of this dataset)")
             for kind in ("uf1", "uar")
         ]
+    return results
+
+
+def render_card(template: Path, metrics: dict[str, Any], run: dict[str, Any], repo_or_path: str,
+                eval_results: list[EvalResult] | None = None, processor: Any = None) -> ModelCard:
+    """The README.md of the output folder: `template` (model_card.md) rendered by the card builder
+    (`card_mer`: licence, base model, usage, requirements, framework versions, citations) with the run's
+    results as model-index metadata (`eval_results`, by default `recognition_results(metrics)`: a Task
+    gives its own) and text. `processor` (or the run's values of the processor options) fills the card's
+    preprocessing table; the data text is the dataset registry's."""
+    dataset = metrics["dataset"]
+    model_name = run.get("hub_model_id") or f"mer-{run['model']}-{dataset}-{metrics['protocol']}"
+    results = recognition_results(metrics) if eval_results is None else eval_results
+    if processor is not None:
+        settings = processor_settings(processor)
+    else:
+        from ..processing_mer import MERImageProcessor
+
+        settings = {name: run[name] for name in MERImageProcessor.option_names if name in run}
     template_vars = {
-        "selection_text": metrics["note"],
-        "data_text": DATA_TEXT.get(dataset, dataset),
+        "selection_text": metrics.get("note", ""),
+        "data_text": data_text([dataset]),
         "repo_or_path": repo_or_path,
         "per_dataset": metrics.get("per_dataset") or {},
         **{k: v for k, v in metrics.items() if k not in ("per_dataset", "dataset", "protocol")},
         "dataset": dataset,
         "protocol": metrics["protocol"],
         **{k: v for k, v in run.items() if k not in metrics and k not in ("model_name", "dataset")},
+        "processor_settings": settings,
     }
     for name in inspect.signature(build_model_card).parameters:  # given below, or filled by the builder
         template_vars.pop(name, None)
-    for name in ("usage", "requirements", "license_section", "citation_section", "provenance", "intended_use"):
+    for name in ("usage", "requirements", "license_section", "citation_section", "provenance", "intended_use",
+                 "limitations", "framework_versions"):
         template_vars.pop(name, None)
     return build_model_card(
         label_names=metrics["label_names"],
@@ -129,4 +123,4 @@ def push_output(output_dir: Path, repo_id: str) -> str:
     return str(info)
 
 
-__all__ = ["DATA_TEXT", "HubAccessError", "check_hub_access", "push_output", "render_card"]
+__all__ = ["HubAccessError", "check_hub_access", "processor_settings", "push_output", "recognition_results", "render_card"]
