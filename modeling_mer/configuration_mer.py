@@ -11,7 +11,11 @@ from typing import Any
 
 from transformers import PreTrainedConfig, ViTConfig
 
-AGGREGATIONS = ("transformer", "lstm", "mean")
+from .aggregators import AGGREGATORS, get_aggregator
+
+# The registered temporal aggregators' names: a live view of the registry (`aggregators.register_aggregator`),
+# so an aggregator registered after this import is a valid `aggregation` too.
+AGGREGATIONS = AGGREGATORS.keys()
 
 # Pipeline tasks that the installed package registered with transformers (`import modeling_mer` fills it).
 # A config loaded while they are registered does not point to its exported pipeline code for them, so
@@ -111,9 +115,10 @@ class MERConfig(PreTrainedConfig):
         num_frames (`int`, defaults to 11):
             Frames per clip the model is built for (the length of the temporal position embeddings).
         aggregation (`str`, defaults to `"transformer"`):
-            How frame embeddings become a clip embedding: `"transformer"` (a clip token attends over the
-            frames, with learned temporal position embeddings), `"lstm"` (SLSTT-LSTM: the last step of a
-            multi-layer LSTM) or `"mean"` (SLSTT-Mean: the average of the frames).
+            How frame embeddings become a clip embedding: the name of a registered temporal aggregator
+            (`aggregators.AGGREGATORS`): `"transformer"` (a clip token attends over the frames, with learned
+            temporal position embeddings), `"lstm"` (SLSTT-LSTM: the last step of a multi-layer LSTM) or
+            `"mean"` (SLSTT-Mean: the average of the frames), or one added with `register_aggregator`.
         temporal_hidden_size, temporal_num_layers, temporal_num_attention_heads, temporal_intermediate_size:
             Width, depth, heads and MLP width of the temporal transformer. A width different from the
             spatial one inserts a linear projection. `temporal_hidden_size=None` means the spatial width.
@@ -162,10 +167,16 @@ class MERConfig(PreTrainedConfig):
                 self.custom_pipelines = kept
             else:
                 del self.custom_pipelines
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        get_aggregator(self.aggregation)  # one line listing the registered names when unknown
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}: the patch grid "
+                f"would drop a {self.image_size % self.patch_size} px border (use e.g. "
+                f"{self.image_size - self.image_size % self.patch_size} or "
+                f"{self.image_size - self.image_size % self.patch_size + self.patch_size})"
+            )
         if self.temporal_hidden_size is None:
             self.temporal_hidden_size = self.vision_config.hidden_size
         if self.temporal_intermediate_size is None:

@@ -7,25 +7,29 @@ Hub ViT checkpoints load into it unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import tempfile
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import HfApi, ModelCard
 from torch import nn
 from transformers import PreTrainedModel, ViTModel
 from transformers import initialization as init
-from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.vit.modeling_vit import ViTEmbeddings, eager_attention_forward
-from transformers.utils import ModelOutput
+from transformers.models.vit.modeling_vit import ViTEmbeddings
+from transformers.utils import ModelOutput, logging
 
-from .card_mer import build_model_card
+from .aggregators import (
+    AggregatorOutput,
+    MERLSTMAggregator,
+    MERTemporalAttention,
+    MERTemporalLayer,
+    MERTemporalTransformer,
+    TemporalAggregator,
+    get_aggregator,
+)
 from .configuration_mer import MERConfig
 from .pipeline_mer import CUSTOM_PIPELINES
 
@@ -53,17 +57,50 @@ class LinearPatchProjection(nn.Module):
         return out.transpose(1, 2).reshape(n, -1, gh, gw)  # (N, D, gh, gw), as Conv2d returns
 
 
-def build_spatial_encoder(config: MERConfig) -> ViTModel:
-    """A transformers ViT without pooler whose patch embedding is `LinearPatchProjection`."""
-    vit = ViTModel(config.vision_config, add_pooling_layer=False)
-    projection = LinearPatchProjection(
-        config.vision_config.num_channels, config.vision_config.hidden_size, config.patch_size
-    )
-    # The ViT was initialised by its own post_init before the swap, and a later post_init of the outer model
-    # skips it as already initialised: initialise the new projection here (as ViT does its conv).
-    nn.init.trunc_normal_(projection.weight, std=config.vision_config.initializer_range)
-    vit.embeddings.patch_embeddings.projection = projection
-    return vit
+def _publishing():
+    """The card and Hub code of the installed modeling_mer package (not shipped with a model), or None."""
+    try:
+        return importlib.import_module("modeling_mer.evaluation.card_mer")
+    except ImportError:
+        return None
+
+
+class MERSpatialEncoder(ViTModel):
+    """transformers' ViT (no pooler) whose patch embedding is `LinearPatchProjection`.
+
+    A subclass only so that its own `_init_weights` reaches the projection: transformers initialises a nested
+    `PreTrainedModel` with that model's `_init_weights`, so with plain `ViTModel`'s the projection of a
+    checkpoint lacking it stayed uninitialised memory. State-dict keys are ViT's.
+    """
+
+    def __init__(self, config, add_pooling_layer: bool = False):
+        super().__init__(config, add_pooling_layer=add_pooling_layer)
+        self.embeddings.patch_embeddings.projection = LinearPatchProjection(
+            config.num_channels, config.hidden_size, _side(config.patch_size)
+        )
+        # ViT's post_init ran before the swap: initialise the new module now, and mark it as ViT's post_init
+        # marked its neighbour, so that an outer post_init does not draw it again (the random stream, hence
+        # every seeded model, stays as it was) while from_pretrained still initialises it when it is missing.
+        projection = self.embeddings.patch_embeddings.projection
+        self._init_weights(projection)
+        if getattr(self.embeddings.patch_embeddings, "_is_hf_initialized", False):
+            projection._is_hf_initialized = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, LinearPatchProjection):
+            init.trunc_normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            init.zeros_(module.bias)
+
+
+def _side(size) -> int:
+    """A square side from an int or a (height, width) pair."""
+    return size if isinstance(size, int) else size[0]
+
+
+def build_spatial_encoder(config: MERConfig) -> MERSpatialEncoder:
+    """The spatial encoder of `config`: a ViT without pooler whose patch embedding is `LinearPatchProjection`."""
+    return MERSpatialEncoder(config.vision_config, add_pooling_layer=False)
 
 
 @dataclass
@@ -73,15 +110,25 @@ class MERModelOutput(ModelOutput):
         last_hidden_state (`(batch, seq, temporal_hidden)`): the temporal sequence after the aggregator
             (transformer: clip token first, then frames; lstm: the LSTM outputs; mean: the frame embeddings).
         pooler_output (`(batch, clip_hidden)`): the clip embedding the head classifies.
+        hidden_states (with `output_hidden_states`): transformers' usual tuple, every layer in the order the
+            input goes through them: the spatial encoder's (embeddings, then each ViT layer), each
+            `(batch, frames, tokens, hidden)`, then the temporal transformer's (its input, then each layer),
+            each `(batch, 1 + frames, temporal_hidden)` (none for the lstm and mean aggregators). The same tensors
+            as `spatial_hidden_states + temporal_hidden_states`.
+        attentions (with `output_attentions`): likewise, each ViT layer's `(batch, frames, heads, tokens,
+            tokens)`, then each temporal layer's `(batch, heads, 1 + frames, 1 + frames)`: the same tensors as
+            `spatial_attentions + temporal_attentions`.
         frame_embeddings (`(batch, frames, spatial_hidden)`): the spatial encoder's CLS embedding per frame
             (zeros for masked frames).
-        spatial_hidden_states / spatial_attentions: per ViT layer, `(batch, frames, tokens, hidden)` and
-            `(batch, frames, heads, tokens, tokens)` (zeros for masked frames).
-        temporal_hidden_states / temporal_attentions: per temporal transformer layer.
+        spatial_hidden_states / spatial_attentions: the spatial encoder's part of the above (zeros for masked
+            frames).
+        temporal_hidden_states / temporal_attentions: the temporal aggregator's part (None when it has no layers).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     frame_embeddings: torch.FloatTensor | None = None
     spatial_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     spatial_attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -91,145 +138,19 @@ class MERModelOutput(ModelOutput):
 
 @dataclass
 class MERVideoClassifierOutput(ModelOutput):
-    """Logits `(batch, num_labels)`, the loss when labels are given, and the `MERModelOutput` extras."""
+    """Logits `(batch, num_labels)`, the loss when labels are given, `hidden_states`/`attentions` as in
+    `MERModelOutput`, and its extras."""
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     pooler_output: torch.FloatTensor | None = None
     frame_embeddings: torch.FloatTensor | None = None
     spatial_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     spatial_attentions: tuple[torch.FloatTensor, ...] | None = None
     temporal_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-class MERTemporalAttention(nn.Module):
-    """Bidirectional multi-head self-attention over the frames of a clip (through the attention interface)."""
-
-    def __init__(self, config: MERConfig):
-        super().__init__()
-        self.config = config
-        width, heads = config.temporal_hidden_size, config.temporal_num_attention_heads
-        self.head_dim = width // heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = config.temporal_dropout
-        self.is_causal = False  # otherwise SDPA may treat the temporal sequence as causal
-        self.q_proj = nn.Linear(width, width)
-        self.k_proj = nn.Linear(width, width)
-        self.v_proj = nn.Linear(width, width)
-        self.o_proj = nn.Linear(width, width)
-
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        shape = (*hidden_states.shape[:-1], -1, self.head_dim)  # (B, S, H, d)
-        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
-        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        out, weights = attention(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
-        return self.o_proj(out.reshape(*hidden_states.shape[:-1], -1).contiguous()), weights
-
-
-class MERTemporalLayer(GradientCheckpointingLayer):
-    """Pre-norm transformer block over frames, as in ViT."""
-
-    def __init__(self, config: MERConfig):
-        super().__init__()
-        width = config.temporal_hidden_size
-        self.layernorm_before = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
-        self.attention = MERTemporalAttention(config)
-        self.layernorm_after = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
-        self.fc1 = nn.Linear(width, config.temporal_intermediate_size)
-        self.fc2 = nn.Linear(config.temporal_intermediate_size, width)
-        self.dropout = nn.Dropout(config.temporal_dropout)
-
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.layernorm_before(hidden_states), attention_mask)
-        hidden_states = hidden_states + self.dropout(attended)
-        mlp = self.fc2(self.dropout(F.gelu(self.fc1(self.layernorm_after(hidden_states)))))
-        return hidden_states + self.dropout(mlp), weights
-
-
-class MERTemporalTransformer(nn.Module):
-    """A learned clip token attends over the frame embeddings (with learned temporal positions)."""
-
-    def __init__(self, config: MERConfig):
-        super().__init__()
-        self.config = config
-        spatial, width = config.vision_config.hidden_size, config.temporal_hidden_size
-        self.input_projection = nn.Linear(spatial, width) if spatial != width else nn.Identity()
-        self.clip_token = nn.Parameter(torch.zeros(1, 1, width))
-        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_frames + 1, width))
-        self.layers = nn.ModuleList(MERTemporalLayer(config) for _ in range(config.temporal_num_layers))
-        self.layernorm = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
-
-    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None, output_hidden_states: bool):
-        b, t, _ = frames.shape  # (B, T, D_spatial)
-        if t > self.config.num_frames:
-            raise ValueError(
-                f"got {t} frames but the temporal position embeddings cover num_frames={self.config.num_frames}"
-            )
-        x = self.input_projection(frames)
-        x = torch.cat([self.clip_token.expand(b, -1, -1), x], dim=1) + self.position_embeddings[:, : t + 1]
-        mask = None
-        if frame_mask is not None:
-            mask = torch.cat([frame_mask.new_ones(b, 1), frame_mask], dim=1)  # the clip token is always there
-            mask = create_bidirectional_mask(config=self.config, inputs_embeds=x, attention_mask=mask)
-        hidden, attentions = [], []
-        for layer in self.layers:
-            if output_hidden_states:
-                hidden.append(x)
-            x, weights = layer(x, mask)
-            attentions.append(weights)
-        x = self.layernorm(x)
-        if output_hidden_states:
-            hidden.append(x)
-        return x[:, 0], x, tuple(hidden), tuple(attentions)
-
-
-class MERLSTMAggregator(nn.Module):
-    """SLSTT-LSTM: a multi-layer LSTM over the frames; the clip embedding is the top layer's last valid step."""
-
-    def __init__(self, config: MERConfig):
-        super().__init__()
-        self.lstm = nn.LSTM(
-            config.vision_config.hidden_size,
-            config.lstm_hidden_size,
-            num_layers=config.lstm_num_layers,
-            batch_first=True,
-        )
-
-    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None):
-        # The LSTM is small and oneDNN has no bf16 LSTM kernel on CPU: always run it in float32.
-        with torch.autocast(device_type=frames.device.type, enabled=False):
-            return self._run(frames.float(), frame_mask)
-
-    def _run(self, frames: torch.Tensor, frame_mask: torch.Tensor | None):
-        if frame_mask is None:
-            out, (h_n, _) = self.lstm(frames)
-            return h_n[-1], out
-        # Move the valid frames to the front (stable, keeps their order) and pack, so padding never
-        # enters the recurrence.
-        order = torch.sort((~frame_mask).to(torch.int8), dim=1, stable=True).indices
-        compact = torch.gather(frames, 1, order.unsqueeze(-1).expand_as(frames))
-        lengths = frame_mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(compact, lengths, batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=frames.shape[1])
-        return h_n[-1], out
 
 
 class MERClassificationHead(nn.Module):
@@ -330,66 +251,30 @@ class MERPreTrainedModel(PreTrainedModel):
         encoder.load_state_dict(state, strict=True)
         return model
 
-    def model_card(self, repo_or_path: str, tags: Sequence[str] = ()) -> ModelCard:
-        """This model's card (card_mer.py): licence from `config.train_datasets`, `base_model` from
-        `config.pretrained_spatial`, pipeline tag, usage snippets for `repo_or_path`, requirements, citations."""
-        config = self.config
-        return build_model_card(
-            label_names=[config.id2label[i] for i in range(config.num_labels)],
-            train_datasets=config.train_datasets,
-            pretrained_spatial=config.pretrained_spatial,
-            repo_or_path=repo_or_path,
-            tags=tags,
-            aggregation=config.aggregation,
-            num_frames=config.num_frames,
-        )
+    # -- the card hook: publishing code lives in the installed package (modeling_mer/evaluation/card_mer.py),
+    # not in the files that ship with a model; a remote-code copy without the package writes no card.
+    def model_card(self, repo_or_path: str, tags: Sequence[str] = ()):
+        """This model's card (`modeling_mer.evaluation.card_mer.model_card_for`); needs the modeling_mer package."""
+        publishing = _publishing()
+        if publishing is None:
+            raise ImportError("the model card is written by the modeling_mer package: pip install modeling-mer")
+        return publishing.model_card_for(self, repo_or_path, tags=tags)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """transformers' `save_pretrained`, plus this model's card as README.md when the folder has none (a card
-        already there, such as train.py's with results, is kept). `push_to_hub=True` goes through `push_to_hub`."""
-        push = kwargs.pop("push_to_hub", False)
-        repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
-        hub_kwargs = {k: kwargs.pop(k) for k in ("commit_message", "private", "token", "create_pr") if k in kwargs}
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        readme = Path(save_directory) / "README.md"
-        if kwargs.get("is_main_process", True) and not readme.exists():
-            self.model_card(str(save_directory)).save(readme)
-        if push and kwargs.get("is_main_process", True):
-            self.push_to_hub(repo_id, max_shard_size=kwargs.get("max_shard_size", "50GB"), **hub_kwargs)
-        return result
+        """transformers' `save_pretrained`, plus this model's card as README.md when the folder has none and the
+        package is installed (a card already there, such as train.py's with results, is kept)."""
+        publishing = _publishing()
+        if publishing is None:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        return publishing.save_with_card(self, super().save_pretrained, save_directory, *args, **kwargs)
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str | None = None,
-        commit_description: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        max_shard_size: int | str | None = "50GB",
-        tags: list[str] | None = None,
-    ):
-        """transformers' `push_to_hub` with this model's card instead of the stub README (a README.md already in
-        the repository is kept, as transformers does). Returns the commit info."""
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as work_dir:
-            self.save_pretrained(work_dir, max_shard_size=max_shard_size)
-            readme = Path(work_dir) / "README.md"
-            if api.file_exists(repo_id, "README.md", revision=revision):
-                readme.unlink()
-            else:
-                self.model_card(repo_id, tags=tags or ()).save(readme)
-            return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=work_dir,
-                commit_message=commit_message or "Upload model",
-                commit_description=commit_description,
-                revision=revision,
-                create_pr=create_pr,
-            )
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """transformers' `push_to_hub`, with this model's card instead of the stub README when the package is
+        installed (a README.md already in the repository is kept, as transformers does)."""
+        publishing = _publishing()
+        if publishing is None:
+            return super().push_to_hub(repo_id, **kwargs)
+        return publishing.push_model_to_hub(self, repo_id, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -400,9 +285,8 @@ class MERPreTrainedModel(PreTrainedModel):
         elif isinstance(module, ViTEmbeddings):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
             init.trunc_normal_(module.cls_token, mean=0.0, std=std)
-        elif isinstance(module, MERTemporalTransformer):
-            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
-            init.trunc_normal_(module.clip_token, mean=0.0, std=std)
+        elif isinstance(module, TemporalAggregator):
+            module.init_parameters(std)
 
 
 def _scatter_frames(
@@ -416,18 +300,46 @@ def _scatter_frames(
     return full.reshape(batch, frames, *values.shape[1:])
 
 
+logger = logging.get_logger(__name__)
+
+
+def _resolve_flags(config: MERConfig, output_attentions, output_hidden_states, return_dict) -> tuple[bool, bool, bool]:
+    """The call's switches, each defaulting to the config's (`output_attentions`, `output_hidden_states`,
+    `return_dict`), as in every transformers model."""
+    return (
+        bool(config.output_attentions if output_attentions is None else output_attentions),
+        bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states),
+        bool(config.return_dict if return_dict is None else return_dict),
+    )
+
+
+@contextlib.contextmanager
+def _eager_attention(config: MERConfig) -> Iterator[None]:
+    """Run with eager attention for one call (sdpa/flash/flex return no attention weights), as the config's
+    setting is put back afterwards. The results are the same; only the kernel differs."""
+    saved = {"": config._attn_implementation, "vision_config": config.vision_config._attn_implementation}
+    if saved[""] == "eager" and saved["vision_config"] == "eager":
+        yield
+        return
+    logger.warning_once(
+        f"output_attentions=True with attn_implementation={saved['']!r}: computing this call with eager attention "
+        "(sdpa/flash return no weights); load with attn_implementation='eager' to avoid the switch"
+    )
+    config._attn_implementation = "eager"  # also sets the vision sub-config
+    try:
+        yield
+    finally:
+        config._attn_implementation = saved
+
+
 class MERModel(MERPreTrainedModel):
     """Spatial ViT on every frame (one flattened batch), then the temporal aggregator: the clip embedding."""
 
     def __init__(self, config: MERConfig):
         super().__init__(config)
         self.spatial_encoder = build_spatial_encoder(config)
-        if config.aggregation == "transformer":
-            self.aggregator = MERTemporalTransformer(config)
-        elif config.aggregation == "lstm":
-            self.aggregator = MERLSTMAggregator(config)
-        else:
-            self.aggregator = None  # mean over frames: nothing to learn
+        # Every aggregator lives under `aggregator` (the official SLSTT-LSTM keys are mer.aggregator.lstm.*).
+        self.aggregator = get_aggregator(config.aggregation)(config)
         self.post_init()
         if config.freeze_spatial:
             self.spatial_encoder.requires_grad_(False)
@@ -444,13 +356,17 @@ class MERModel(MERPreTrainedModel):
             self.spatial_encoder.eval()
         return self
 
+    def get_input_embeddings(self) -> LinearPatchProjection:
+        """The patch projection (pixels -> patch embeddings), as a ViT's `get_input_embeddings` gives its patch
+        embedding: `enable_input_require_grads` hooks it, e.g. for gradient checkpointing with a frozen encoder."""
+        return self.spatial_encoder.embeddings.patch_embeddings.projection
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.spatial_encoder.embeddings.patch_embeddings.projection = value
+
     @property
     def clip_embedding_size(self) -> int:
-        return {
-            "transformer": self.config.temporal_hidden_size,
-            "lstm": self.config.lstm_hidden_size,
-            "mean": self.config.vision_config.hidden_size,
-        }[self.config.aggregation]
+        return type(self.aggregator).output_size(self.config)
 
     def forward(
         self,
@@ -460,29 +376,43 @@ class MERModel(MERPreTrainedModel):
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
         frame_embeddings: torch.Tensor | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> MERModelOutput:
+    ) -> MERModelOutput | tuple:
         r"""
         pixel_values (`(batch, frames, 3, height, width)`): encoded optical-flow images.
         frame_mask (`(batch, frames)`, bool or 0/1): which frames are real; padded frames are neither encoded
             nor aggregated. Every clip needs at least one real frame.
+        output_attentions / output_hidden_states: return every layer's attention weights / hidden states
+            (default: the config's). Attentions under sdpa/flash attention are computed with eager attention
+            for that call (the same numbers), as those kernels return no weights.
         interpolate_pos_encoding: run the ViT at an image size other than the configured one.
         frame_embeddings (`(batch, frames, spatial_hidden)`): instead of `pixel_values`, the spatial encoder's
             per-frame CLS embeddings computed beforehand (the `frame_embeddings` of an earlier output): only
             the temporal aggregator runs, as `inputs_embeds` skips a language model's embedding layer. With a
             frozen encoder this gives what `pixel_values` gives (see `train`), at a fraction of the cost.
+        return_dict: a `MERModelOutput` (default: the config's `return_dict`) or a plain tuple of its
+            non-None fields.
         """
         if (pixel_values is None) == (frame_embeddings is None):
             raise ValueError(
                 "give exactly one of pixel_values (batch, frames, 3, H, W) and frame_embeddings (batch, frames, hidden)"
             )
-        output_attentions = bool(output_attentions)
-        output_hidden_states = bool(output_hidden_states)
-        if output_attentions and self.config._attn_implementation != "eager":
-            raise ValueError(
-                "output_attentions=True needs eager attention (sdpa/flash return no weights): load the model with "
-                "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
+        output_attentions, output_hidden_states, return_dict = _resolve_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
+        )
+        with _eager_attention(self.config) if output_attentions else contextlib.nullcontext():
+            output = self._forward(
+                pixel_values, frame_mask, output_attentions, output_hidden_states, interpolate_pos_encoding,
+                frame_embeddings,
             )
+        return output if return_dict else output.to_tuple()
+
+    def _forward(
+        self, pixel_values, frame_mask, output_attentions, output_hidden_states, interpolate_pos_encoding,
+        frame_embeddings,
+    ) -> MERModelOutput:
+        spatial_hidden = spatial_attentions = None
         if frame_embeddings is not None:
             width = self.config.vision_config.hidden_size
             if frame_embeddings.dim() != 3 or frame_embeddings.shape[-1] != width:
@@ -491,54 +421,46 @@ class MERModel(MERPreTrainedModel):
                 )
             b, t = frame_embeddings.shape[:2]
             frame_mask = self._check_frame_mask(frame_mask, b, t, frame_embeddings.device)
-            pooled, sequence, temporal_hidden, temporal_attn = self.aggregate(
-                frame_embeddings, frame_mask, output_hidden_states
-            )
-            return MERModelOutput(
-                last_hidden_state=sequence,
-                pooler_output=pooled,
-                frame_embeddings=frame_embeddings,
-                temporal_hidden_states=temporal_hidden if output_hidden_states else None,
-                temporal_attentions=temporal_attn if output_attentions else None,
-            )
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"pixel_values must be (batch, frames, channels, height, width), got shape {tuple(pixel_values.shape)}"
-            )
-        b, t = pixel_values.shape[:2]
-        flat = pixel_values.reshape(b * t, *pixel_values.shape[2:])  # all frames as one batch
-        frame_mask = self._check_frame_mask(frame_mask, b, t, pixel_values.device)
-        valid = None
-        if frame_mask is not None:
-            valid = frame_mask.reshape(-1)
-            flat = flat[valid]
-
-        spatial_kwargs = {"interpolate_pos_encoding": interpolate_pos_encoding}
-        if output_attentions:
-            spatial_kwargs["output_attentions"] = True
-        if output_hidden_states:
-            spatial_kwargs["output_hidden_states"] = True
-        frozen = self.config.freeze_spatial
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            spatial = self.spatial_encoder(flat, **spatial_kwargs)
-        cls = spatial.last_hidden_state[:, 0]  # after the ViT's final LayerNorm, as the official code
-        frame_embeddings = _scatter_frames(cls, valid, b, t)  # (B, T, D)
-        pooled, sequence, temporal_hidden, temporal_attn = self.aggregate(
-            frame_embeddings, frame_mask, output_hidden_states
-        )
-
+        else:
+            if pixel_values.dim() != 5:
+                raise ValueError(
+                    "pixel_values must be (batch, frames, channels, height, width), got shape "
+                    f"{tuple(pixel_values.shape)}"
+                )
+            b, t = pixel_values.shape[:2]
+            flat = pixel_values.reshape(b * t, *pixel_values.shape[2:])  # all frames as one batch
+            frame_mask = self._check_frame_mask(frame_mask, b, t, pixel_values.device)
+            valid = None
+            if frame_mask is not None:
+                valid = frame_mask.reshape(-1)
+                flat = flat[valid]
+            frozen = self.config.freeze_spatial
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+                spatial = self.spatial_encoder(
+                    flat,
+                    interpolate_pos_encoding=interpolate_pos_encoding,
+                    output_attentions=output_attentions,
+                    output_hidden_states=output_hidden_states,
+                )
+            cls = spatial.last_hidden_state[:, 0]  # after the ViT's final LayerNorm, as the official code
+            frame_embeddings = _scatter_frames(cls, valid, b, t)  # (B, T, D)
+            if output_hidden_states:
+                spatial_hidden = tuple(_scatter_frames(h, valid, b, t) for h in spatial.hidden_states)
+            if output_attentions:
+                spatial_attentions = tuple(_scatter_frames(a, valid, b, t) for a in spatial.attentions)
+        aggregated = self.aggregate(frame_embeddings, frame_mask, output_hidden_states, output_attentions)
+        temporal_hidden = aggregated.hidden_states if output_hidden_states else None
+        temporal_attentions = aggregated.attentions if output_attentions else None
         return MERModelOutput(
-            last_hidden_state=sequence,
-            pooler_output=pooled,
+            last_hidden_state=aggregated.sequence,
+            pooler_output=aggregated.pooled,
+            hidden_states=(spatial_hidden or ()) + (temporal_hidden or ()) if output_hidden_states else None,
+            attentions=(spatial_attentions or ()) + (temporal_attentions or ()) if output_attentions else None,
             frame_embeddings=frame_embeddings,
-            spatial_hidden_states=tuple(_scatter_frames(h, valid, b, t) for h in spatial.hidden_states)
-            if output_hidden_states
-            else None,
-            spatial_attentions=tuple(_scatter_frames(a, valid, b, t) for a in spatial.attentions)
-            if output_attentions
-            else None,
-            temporal_hidden_states=temporal_hidden if output_hidden_states else None,
-            temporal_attentions=temporal_attn if output_attentions else None,
+            spatial_hidden_states=spatial_hidden,
+            spatial_attentions=spatial_attentions,
+            temporal_hidden_states=temporal_hidden,
+            temporal_attentions=temporal_attentions,
         )
 
     @staticmethod
@@ -556,19 +478,17 @@ class MERModel(MERPreTrainedModel):
         return None if bool(frame_mask.all()) else frame_mask
 
     def aggregate(
-        self, frame_embeddings: torch.Tensor, frame_mask: torch.Tensor | None, output_hidden_states: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        """(batch, frames, spatial_hidden) -> clip embedding `(batch, clip_hidden)`, the temporal sequence, and
-        the temporal transformer's hidden states and attentions (None for the LSTM and the mean)."""
-        if self.config.aggregation == "transformer":
-            return self.aggregator(frame_embeddings, frame_mask, output_hidden_states)
-        if self.config.aggregation == "lstm":
-            pooled, sequence = self.aggregator(frame_embeddings, frame_mask)
-            return pooled, sequence, None, None
-        b, t = frame_embeddings.shape[:2]
-        weights = frame_mask.to(frame_embeddings.dtype) if frame_mask is not None else frame_embeddings.new_ones(b, t)
-        pooled = (frame_embeddings * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
-        return pooled, frame_embeddings, None, None
+        self,
+        frame_embeddings: torch.Tensor,
+        frame_mask: torch.Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> AggregatorOutput:
+        """(batch, frames, spatial_hidden) -> the aggregator's output: the clip embedding `pooled`
+        `(batch, clip_hidden)`, the temporal `sequence`, and its layers' hidden states / attentions if any."""
+        return self.aggregator(
+            frame_embeddings, frame_mask, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+        )
 
 
 def clip_weighted_cross_entropy(
@@ -617,15 +537,18 @@ class MERForVideoClassification(MERPreTrainedModel):
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
         frame_embeddings: torch.Tensor | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> MERVideoClassifierOutput:
+    ) -> MERVideoClassifierOutput | tuple:
         r"""
         frame_embeddings (`(batch, frames, spatial_hidden)`): precomputed per-frame embeddings instead of
             `pixel_values` (see `MERModel.forward`): only the aggregator and the head run.
         labels (`(batch,)`): class indices; gives `loss`, the training objective of `train.py`.
         class_weights (`(num_labels,)`): per-class weights (e.g. inverse frequency of the training fold, since
             the datasets are strongly imbalanced); see `clip_weighted_cross_entropy`.
+        output_attentions / output_hidden_states / return_dict: as in `MERModel.forward` (default: the config's).
         """
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.mer(
             pixel_values,
             frame_mask=frame_mask,
@@ -633,12 +556,15 @@ class MERForVideoClassification(MERPreTrainedModel):
             output_hidden_states=output_hidden_states,
             interpolate_pos_encoding=interpolate_pos_encoding,
             frame_embeddings=frame_embeddings,
+            return_dict=True,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = None if labels is None else clip_weighted_cross_entropy(logits, labels, class_weights)
-        return MERVideoClassifierOutput(
+        output = MERVideoClassifierOutput(
             loss=loss,
             logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
             pooler_output=outputs.pooler_output,
             frame_embeddings=outputs.frame_embeddings,
             spatial_hidden_states=outputs.spatial_hidden_states,
@@ -646,14 +572,21 @@ class MERForVideoClassification(MERPreTrainedModel):
             temporal_hidden_states=outputs.temporal_hidden_states,
             temporal_attentions=outputs.temporal_attentions,
         )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [
     "LinearPatchProjection",
+    "MERSpatialEncoder",
     "clip_weighted_cross_entropy",
     "MERModel",
     "MERForVideoClassification",
     "MERPreTrainedModel",
     "MERModelOutput",
     "MERVideoClassifierOutput",
+    # re-exported from aggregators.py, where they moved
+    "MERLSTMAggregator",
+    "MERTemporalAttention",
+    "MERTemporalLayer",
+    "MERTemporalTransformer",
 ]
