@@ -526,7 +526,8 @@ class LongVideoBuilder(MERBuilder):
             except MERDataError as exc:
                 if not skip:
                     raise
-                skipped.append(BadClip.from_error(spec.dataset, spec.subject, spec.video_id, spec.where, exc))
+                where = exc.where or spec.where  # the event's row when one event is at fault
+                skipped.append(BadClip.from_error(spec.dataset, spec.subject, spec.video_id, where, exc))
                 continue
             yield key, example
             key += 1

@@ -80,11 +80,11 @@ class SAMMLVSource(LongVideoSource):
                 subject_cell = cell_text(cell(row, columns["subject"]))
                 if not re.fullmatch(r"\d+", subject_cell):
                     raise MERDataError(f"Subject must be a number such as 006, got {subject_cell!r}", where=where)
-                subject = f"{int(subject_cell):03d}"
+                subject = f"{int(match.group(2)):03d}"  # the video named by Filename owns the row
                 video = match.group(1)
                 key = (subject, video)
                 if int(match.group(2)) != int(subject_cell):
-                    raise MERDataError(f"Filename {filename} does not belong to subject {subject}", where=where)
+                    raise MERDataError(f"Filename {filename} does not belong to Subject {subject_cell}", where=where)
                 event: Event | MERDataError = make_event(
                     cell(row, columns["onset"]),
                     cell(row, columns["apex"]),
