@@ -122,6 +122,9 @@ class MERImageProcessor(BaseImageProcessor):
 
     model_input_names = ["pixel_values"]
     valid_kwargs = MERImageProcessorKwargs
+    # The processing options, in one list (the keys MERImageProcessorKwargs declares beyond transformers'
+    # ImagesKwargs): train.py's processor flags and the model card's preprocessing table derive from it.
+    option_names: tuple[str, ...] = tuple(k for k in MERImageProcessorKwargs.__annotations__ if k not in ImagesKwargs.__annotations__)
 
     def __init__(
         self,
