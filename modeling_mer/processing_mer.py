@@ -51,7 +51,7 @@ from .optical_flow import (
     spot_apex,
     to_gray,
 )
-from .video_io import IMAGE_SUFFIXES, Clip, decode_until, load_clip
+from .video_io import IMAGE_SUFFIXES, Clip, decode_from, decode_until, load_clip
 
 __all__ = ["MERImageProcessor"]
 
@@ -313,7 +313,9 @@ class MERImageProcessor(BaseImageProcessor):
         (detections at or above face_threshold; the best one is used), crop_angle (degrees of alignment),
         crop_frame (the frame number the face was found on).
         """
-        clip = frames if isinstance(frames, Clip) else load_clip(frames, frame_numbers, decode_until(onset, offset))
+        clip = frames if isinstance(frames, Clip) else load_clip(  # a video keeps only onset..offset
+            frames, frame_numbers, decode_until(onset, offset), decode_from(onset, offset)
+        )
         onset_i = self._index(clip, "onset", onset, default=0)
         offset_i = self._index(clip, "offset", offset, default=len(clip) - 1)
         if offset_i <= onset_i:

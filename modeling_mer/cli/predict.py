@@ -40,7 +40,7 @@ from transformers.utils import logging as hf_logging
 from ..face_crop import CROPS, crop_resize
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
-from ..video_io import Clip, decode_until, load_clip
+from ..video_io import Clip, decode_from, decode_until, load_clip
 from .explain import Explanation, explain, heat_on_face, save_figure
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -218,7 +218,9 @@ def predict(
     explain_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """One clip -> label, probability per class, the frames used, the apex; optionally the figure."""
-    clip = video if isinstance(video, Clip) else load_clip(video, last_frame=decode_until(onset, offset))
+    clip = video if isinstance(video, Clip) else load_clip(
+        video, last_frame=decode_until(onset, offset), first_frame=decode_from(onset, offset)
+    )
     result = processor.compute_flow(clip, onset=onset, apex=apex, offset=offset)
     pixel_values = processor.encode_flow(torch.from_numpy(result["flow"])).unsqueeze(0)
     pixel_values = pixel_values.to(device=model.device, dtype=model.dtype)
@@ -373,8 +375,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.explain is not None and not Path(args.explain).parent.is_dir():
         raise PredictError(f"--explain {args.explain}: folder {Path(args.explain).parent} does not exist")
     overrides = _overrides(args)
-    # Read the input first (a bad file should not wait for a model download), up to the offset only.
-    clip = load_clip(args.input, last_frame=decode_until(args.onset, args.offset))
+    # Read the input first (a bad file should not wait for a model download): only onset..offset is kept.
+    clip = load_clip(args.input, last_frame=decode_until(args.onset, args.offset), first_frame=decode_from(args.onset, args.offset))
     model = load_model(args.model, explainable=args.explain is not None, device=args.device)
     processor, source = load_processor(args.model, model, overrides)
     output = predict(clip, model, processor, args.onset, args.apex, args.offset, args.explain)
