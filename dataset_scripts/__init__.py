@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ._records import MERDataError
+from ._records import BadClip, MERDataError
 from .registry import DATASETS, DatasetSpec, get_dataset, register_dataset
 
 # Builders and helpers that import `datasets`, loaded on first use (module __getattr__).
@@ -32,10 +32,13 @@ _LAZY = {
     "SMIC": "dataset_scripts.smic",
     "MEGC2019Composite": "dataset_scripts.composite",
     "skipped_clips": "dataset_scripts._skips",
+    "record_skips": "dataset_scripts._skips",
+    "format_skip_report": "dataset_scripts._skips",
 }
 
 __all__ = [
     "BUILDERS",
+    "BadClip",
     "CASME2",
     "DATASETS",
     "DATASET_NAMES",
@@ -45,6 +48,8 @@ __all__ = [
     "SAMM",
     "SMIC",
     "load_mer_dataset",
+    "format_skip_report",
+    "record_skips",
     "register_dataset",
     "skipped_clips",
 ]

@@ -1,8 +1,10 @@
-"""The skip report: what a build left out and why, kept on the built dataset itself.
+"""The skip report: what a build or the preprocessing left out and why, kept on the dataset itself.
 
-`dataset.info.description` ends with a line `skipped_clips_json: [...]` (read it back with
-`skipped_clips(dataset)`), so the report survives the Arrow cache and is there again when a second call
-reuses the cache. Each entry is a `BadClip.as_dict()`: clip, dataset, subject, clip_id, where, reason.
+One record type (`BadClip`, stored as its `as_dict()`: clip, dataset, subject, clip_id, where, reason) and
+one marker: `dataset.info.description` ends with a line `skipped_clips_json: [...]`. The builders write
+it (`build_description`), `preprocess_dataset(on_error="skip")` adds its own records to the same line
+(`record_skips`, where="preprocessing"), and `skipped_clips(dataset)` is the one reader, so the report
+survives the Arrow cache and the preprocessing of a built set.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def skipped_clips(dataset: datasets.Dataset) -> list[dict[str, str]]:
         if line.startswith(SKIP_MARKER):
             return json.loads(line[len(SKIP_MARKER):])
     return []
+
+
+def record_skips(dataset: datasets.Dataset, skipped: Sequence[dict[str, str]] | Sequence[BadClip]) -> datasets.Dataset:
+    """Add `skipped` to the skip report of `dataset` (the same marker line, after what is there); returns it."""
+    entries = skipped_clips(dataset) + [s.as_dict() if isinstance(s, BadClip) else dict(s) for s in skipped]
+    entries = list({json.dumps(e, sort_keys=True): e for e in entries}.values())  # a record once
+    lines = [line for line in (dataset.info.description or "").splitlines() if not line.startswith(SKIP_MARKER)]
+    dataset.info.description = "\n".join([*lines, SKIP_MARKER + json.dumps(entries)])
+    return dataset
 
 
 def format_skip_report(skipped: Sequence[dict[str, str]] | Sequence[BadClip]) -> str:

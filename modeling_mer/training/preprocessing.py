@@ -8,18 +8,20 @@ Arrow file; any changed setting recomputes.
 
 With `on_error="skip"` a clip whose flow cannot be computed (frames of two sizes, an undecodable frame,
 no face found...) is left out instead of stopping the run, and named with its reason: read the list
-with `preprocessing_skips(result)` (the same record shape as the builders' skip report).
+with `preprocessing_skips(result)`: one skip report with the builders' (dataset_scripts' `BadClip`
+records on the same marker line, where="preprocessing"; `skipped_clips(result)` reads both).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import cv2
 import datasets
 import numpy as np
 from datasets.fingerprint import Hasher
+
+from dataset_scripts import BadClip, record_skips, skipped_clips
 
 from ..processing_mer import MERImageProcessor
 
@@ -29,7 +31,7 @@ PREPROCESSING_VERSION = 2  # 2: the face is found on the apex frame, by dlib or 
 REQUIRED_COLUMNS = ("frames", "frame_numbers", "onset", "apex", "offset")
 ON_ERROR_CHOICES = ("raise", "skip")
 ERROR_COLUMN = "preprocessing_error"
-SKIP_MARKER = "preprocessing_skipped_json: "
+PREPROCESSING = "preprocessing"  # the `where` of the skip records this stage adds
 
 
 def output_features(dataset: datasets.Dataset, processor: MERImageProcessor) -> datasets.Features:
@@ -157,19 +159,15 @@ def preprocess_dataset(
         return mapped
     errors = mapped[ERROR_COLUMN]
     skipped = [
-        {"clip": _clip_name(row), **{k: str(row.get(k, "")) for k in ("dataset", "subject", "clip_id")},
-         "where": "preprocessing", "reason": errors[i]}
+        BadClip(*(str(row.get(k) or "") for k in ("dataset", "subject", "clip_id")), PREPROCESSING, errors[i])
         for i, row in ((i, mapped[i]) for i, error in enumerate(errors) if error)
     ] if any(errors) else []
     kept = mapped.select([i for i, error in enumerate(errors) if not error]) if skipped else mapped
     kept = kept.remove_columns(ERROR_COLUMN)
-    kept.info.description = (kept.info.description or "").rstrip("\n") + f"\n{SKIP_MARKER}{json.dumps(skipped)}"
-    return kept
+    return record_skips(kept, skipped)
 
 
 def preprocessing_skips(dataset: datasets.Dataset) -> list[dict[str, str]]:
-    """The clips `preprocess_dataset(on_error="skip")` left out: {clip, dataset, subject, clip_id, where, reason}."""
-    for line in (dataset.info.description or "").splitlines():
-        if line.startswith(SKIP_MARKER):
-            return json.loads(line[len(SKIP_MARKER):])
-    return []
+    """The clips `preprocess_dataset(on_error="skip")` left out: {clip, dataset, subject, clip_id, where, reason}
+    (the skip report's records of this stage; `skipped_clips` gives the builder's too)."""
+    return [entry for entry in skipped_clips(dataset) if entry["where"] == PREPROCESSING]
