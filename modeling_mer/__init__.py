@@ -15,6 +15,9 @@ from .configuration_mer import LOCALLY_REGISTERED_PIPELINES, PRESETS, MERConfig
 from .modeling_mer import MERForVideoClassification, MERModel, MERPreTrainedModel
 from .pipeline_mer import MERVideoClassificationPipeline
 from .processing_mer import MERImageProcessor
+from .configuration_spotting import MERSpottingConfig
+from .modeling_spotting import MERForExpressionSpotting
+from .processing_spotting import MERSpottingProcessor
 
 AutoConfig.register(MERConfig.model_type, MERConfig, exist_ok=True)
 AutoModel.register(MERConfig, MERModel, exist_ok=True)
@@ -24,6 +27,13 @@ MERModel.register_for_auto_class("AutoModel")
 MERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 AutoImageProcessor.register(MERConfig, image_processor_classes={"pil": MERImageProcessor}, exist_ok=True)
 MERImageProcessor.register_for_auto_class("AutoImageProcessor")
+# The spotting model (long videos -> intervals): AutoModel, with its own config and processor.
+AutoConfig.register(MERSpottingConfig.model_type, MERSpottingConfig, exist_ok=True)
+AutoModel.register(MERSpottingConfig, MERForExpressionSpotting, exist_ok=True)
+MERSpottingConfig.register_for_auto_class()
+MERForExpressionSpotting.register_for_auto_class("AutoModel")
+AutoImageProcessor.register(MERSpottingConfig, image_processor_classes={"pil": MERSpottingProcessor}, exist_ok=True)
+MERSpottingProcessor.register_for_auto_class("AutoImageProcessor")
 
 
 def _register_pipeline(task: str = "video-classification") -> None:
@@ -54,4 +64,7 @@ __all__ = [
     "MERPreTrainedModel",
     "MERImageProcessor",
     "MERVideoClassificationPipeline",
+    "MERSpottingConfig",
+    "MERForExpressionSpotting",
+    "MERSpottingProcessor",
 ]
