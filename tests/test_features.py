@@ -17,6 +17,7 @@ from modeling_mer.training.features import (
     frame_embedding_store,
 )
 from modeling_mer.training.loop import FlowClips, hflip_flow, make_loader
+from modeling_mer.training import recognition
 
 LABELS = ["negative", "positive", "surprise"]
 
@@ -148,7 +149,7 @@ def _tiny_frozen_run(tmp_path, monkeypatch, name, *extra):
 
     import train
 
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     out = tmp_path / name
     argv = [*FAST, "--freeze_spatial", "--synthetic_subjects", "2", "--cache_dir", str(tmp_path / "cache"),
             "--output_dir", str(out), *extra]
@@ -287,7 +288,7 @@ def test_two_processes_on_stored_features_match_one(tmp_path, monkeypatch):
 
     import train
 
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     single = train.main([*common, "--batch_size", "4", "--output_dir", str(tmp_path / "one")])
     assert not single["feature_store"]["reused"]
     launcher = tmp_path / "launch_train.py"

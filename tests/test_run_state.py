@@ -16,14 +16,14 @@ from test_processing_dataset import fake_dataset
 
 from modeling_mer.processing_mer import MERImageProcessor
 from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
-from modeling_mer.training.run_state import (
+from modeling_mer.training.checkpoints import (
     Checkpoints,
     RunStateError,
     check_run_args,
     clean_incomplete,
     has_finished_work,
-    write_fold,
 )
+from modeling_mer.training.run_outputs import write_fold
 
 
 @pytest.fixture

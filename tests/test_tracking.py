@@ -14,6 +14,7 @@ import pytest
 from test_train import FAST, tiny_synthetic
 
 import train
+from modeling_mer.training import recognition
 from modeling_mer.training import tracking
 from modeling_mer.training.tracking import fold_tag, hyperparameters, resolve_report_to
 
@@ -63,7 +64,7 @@ def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 @pytest.mark.slow
 def test_a_tiny_run_writes_the_expected_tensorboard_scalars(tmp_path, monkeypatch, caplog):
     pytest.importorskip("tensorboard")
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     out = tmp_path / "run"
     with caplog.at_level(logging.WARNING):
         metrics = train.main([*FAST, "--output_dir", str(out), "--val_subjects", "1"])
@@ -88,7 +89,7 @@ def test_a_tiny_run_writes_the_expected_tensorboard_scalars(tmp_path, monkeypatc
 
 def test_report_to_none_writes_no_logs_and_tracking_changes_no_prediction(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     runs = {}
     for report_to in ("none", "tensorboard"):
         out = tmp_path / report_to

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 import train
+from modeling_mer.training import recognition
 from dataset_scripts.common import mer_features
 from dataset_scripts.synthetic import EMOTIONS, generate_clip
 from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow
@@ -55,7 +56,7 @@ def tiny_synthetic(name, data_dir=None, class_set=None, cache_dir=None, on_error
 
 @pytest.fixture
 def patched(monkeypatch):
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
 
 
 def run(tmp_path: Path, name: str, *extra: str) -> tuple[dict | None, Path]:
@@ -126,6 +127,8 @@ def test_the_loop_optimises_the_models_own_loss(weighted):
 
     from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor
     from modeling_mer.training.loop import FlowClips, make_loader, train_one_epoch
+    from modeling_mer.training.recognition import RecognitionTask
+    from modeling_mer.training.tasks import TaskData
 
     config = MERConfig.from_preset("tiny", labels=EMOTIONS, num_frames=2, vision_config={"image_size": 16},
                                    temporal_dropout=0.0, head_dropout=0.0)
@@ -139,8 +142,11 @@ def test_the_loop_optimises_the_models_own_loss(weighted):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     loader = make_loader(FlowClips(flows, labels, range(5)), 5, shuffle=False, seed=0)
-    got = train_one_epoch(Accelerator(cpu=True), model, loader, optimizer, scheduler, processor, weights,
-                          False, 0, 0, 5)
+    task = RecognitionTask()  # its loss, as the runner calls it: the fold's weights, no flips
+    task.weights, task.augment, task.seed = weights, False, 0
+    data = TaskData(meta=pd.DataFrame(index=range(5)), config=config, processor=processor, examples=None)
+    got = train_one_epoch(Accelerator(cpu=True), model, loader, optimizer, scheduler,
+                          lambda m, batch: task.loss(m, batch, data, epoch=0))
     assert got == pytest.approx(float(expected.detach()), rel=1e-6)
     if weighted:  # the objective averages over clips, not over the weights (torch's weighted mean)
         logits = model(pixel_values=processor.encode_flow(flows.float())).logits

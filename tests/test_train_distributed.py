@@ -20,6 +20,7 @@ import pytest
 from test_train import tiny_synthetic
 
 import train
+from modeling_mer.training import recognition
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ["--image_size", "32", "--num_frames", "2", "--epochs", "2", "--lr", "3e-3", "--dropout", "0",
@@ -28,14 +29,15 @@ LAUNCHER = """import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
 import train
 from test_train import tiny_synthetic
-train.load_mer_dataset = tiny_synthetic
+from modeling_mer.training import recognition
+recognition.load_mer_dataset = tiny_synthetic
 train.main(sys.argv[1:])
 """
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     one = tmp_path / "one"
     single = train.main([*COMMON, "--batch_size", "4", "--output_dir", str(one)])
 

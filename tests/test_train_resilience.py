@@ -17,17 +17,19 @@ from PIL import Image
 from test_train import FAST, tiny_synthetic
 
 import train
-from modeling_mer.training.run_state import RunStateError
+from modeling_mer.training import recognition
+from modeling_mer.training.checkpoints import RunStateError, check_run_args
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny LOSO run: 3 subjects x 3 clips of the synthetic set, 16 px, 2 frames, 2 epochs, then the final model.
 FAULT_ARGS = ["--synthetic_subjects", "3", "--synthetic_clips", "3", "--epochs", "2", "--image_size", "16",
               "--num_frames", "2"]
-KINDS = {  # every phase of a run, each of which must be hit by a kill
-    "epoch:started", "epoch:trained", "checkpoint:rotating", "checkpoint:temp_created", "checkpoint:state_saved",
-    "checkpoint:complete_not_renamed", "checkpoint:renamed", "fold:predicted", "fold_file:written_not_renamed",
-    "fold_file:renamed", "reports:pooled", "reports:written", "final_model:saved_to_temp",
-    "final_model:moving_files", "final_model:files_in_place", "final_model:marked", "final:card_written",
+KINDS = {  # every instant at which a run makes state visible (tests/fault_injection.py names them), each hit by a kill
+    "run_args:before_replace", "run_args:after_replace", "checkpoint:mkdir", "checkpoint:write",
+    "checkpoint:before_replace", "checkpoint:after_replace", "checkpoint:before_remove", "fold_file:before_replace",
+    "fold_file:after_replace", "reports:before_replace", "reports:after_replace", "final_model:before_replace",
+    "final_model:after_replace", "final_marker:before_replace", "final_marker:after_replace", "card:before_replace",
+    "card:after_replace",
 }
 SAME = ["model.safetensors", "config.json", "preprocessor_config.json", "predictions.csv", "final_model.json"]
 
@@ -61,7 +63,7 @@ def test_sigkill_at_every_phase_then_resume_gives_identical_predictions_and_mode
 
 @pytest.fixture
 def patched(monkeypatch):
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
 
 
 def test_argument_problems_are_named_before_anything_is_written(tmp_path, capsys):
@@ -78,10 +80,10 @@ def test_a_run_that_failed_early_does_not_lock_its_folder(tmp_path, patched, mon
     def broken(*args, **kwargs):
         raise RuntimeError("the data went away")
 
-    monkeypatch.setattr(train, "load_mer_dataset", broken)
+    monkeypatch.setattr(recognition, "load_mer_dataset", broken)
     with pytest.raises(RuntimeError):
         train.main([*FAST, "--output_dir", str(out), "--epochs", "1", "--no_final_model"])
-    monkeypatch.setattr(train, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
     # corrected arguments, without --resume: the folder holds no finished work, so it is not a previous run
     assert train.main([*FAST, "--output_dir", str(out), "--epochs", "1", "--no_final_model", "--stop_after", "1"]) is None
     with pytest.raises(RunStateError) as refused:  # now it does: other settings are refused in one line
@@ -102,7 +104,7 @@ def test_on_error_skip_covers_preprocessing(tmp_path, monkeypatch):
 
         return data.map(shrink, with_indices=True)
 
-    monkeypatch.setattr(train, "load_mer_dataset", one_clip_changes_size)
+    monkeypatch.setattr(recognition, "load_mer_dataset", one_clip_changes_size)
     args = [*FAST, "--epochs", "1", "--no_final_model"]
     with pytest.raises(ValueError, match=r"preprocessing clip synthetic/synth_s02/c01: .*one size"):
         train.main([*args, "--output_dir", str(tmp_path / "strict")])
@@ -120,7 +122,7 @@ def test_the_command_line_refuses_changed_settings_in_one_line(tmp_path, monkeyp
 
     out = tmp_path / "run"
     args = [*FAST, "--output_dir", str(out), "--epochs", "1"]
-    train.check_run_args(out, {k: v for k, v in sorted(vars(train.parse_args(args)).items())}, False, True)
+    check_run_args(out, train.parse_args(args).run_args(), False, True)
     (out / "folds").mkdir()
     (out / "folds" / "fold_000.csv").write_text("fold\n")  # finished work: now it is a previous run
     monkeypatch.setattr(sys, "argv", ["train.py", *FAST, "--output_dir", str(out), "--epochs", "2", "--resume"])

@@ -1,4 +1,4 @@
-"""The training loop of `train.py`: stored-flow batches, flow-aware augmentation, an epoch, prediction.
+"""The training loop: an epoch of any task's loss, and recognition's batches, flow-aware augmentation, prediction.
 
 Why the pieces look as they do (the folds are in `protocols.py`, the epoch choice in `selection.py`):
 * flow is stored once (float16, `preprocess_dataset`) and encoded per batch (`encode_flow`), so the
@@ -6,8 +6,9 @@ Why the pieces look as they do (the folds are in `protocols.py`, the epoch choic
   read from the memory-mapped table (`clips.ArrowClips`); with a frozen ViT they carry its stored frame
   embeddings instead, plain and mirrored (`features.py`), and `model_inputs` picks per clip.
 * flips are drawn from (seed, epoch, row), not from a running RNG, and the loss (the model's own,
-  `clip_weighted_cross_entropy`) is a class-weighted mean over clips (not over weights): a 2-process run
-  then computes the same updates as one process with the same global batch.
+  `clip_weighted_cross_entropy`, computed by `recognition.RecognitionTask.loss`) is a class-weighted mean
+  over clips (not over weights): a 2-process run then computes the same updates as one process with the
+  same global batch. `train_one_epoch` takes the task's loss as a function, so every task shares it.
 """
 
 from __future__ import annotations
@@ -101,27 +102,20 @@ def train_one_epoch(
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    processor: MERImageProcessor,
-    weights: torch.Tensor | None,
-    augment: bool,
-    seed: int,
-    epoch: int,
-    total_rows: int,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
     progress: Any = None,
     on_step: Callable[[torch.Tensor], None] | None = None,
 ) -> float:
     """One pass; returns the mean training loss of this process's batches.
 
-    `on_step(loss)` is called after every optimizer step (experiment tracking), on every process.
+    `loss_fn(model, batch)` is the task's objective (`Task.loss`); `on_step(loss)` is called after every
+    optimizer step (experiment tracking), on every process.
     """
     model.train()
     total, steps = 0.0, 0
     for batch in loader:
-        flip = flip_decisions(batch["row"], seed, epoch, total_rows) if augment else None
-        inputs = model_inputs(batch, processor, flip)
         with accelerator.accumulate(model):
-            # the model's own loss is the objective: the released model reports what it was trained on
-            loss = model(**inputs, labels=batch["labels"], class_weights=weights).loss
+            loss = loss_fn(model, batch)
             accelerator.backward(loss)
             optimizer.step()
             if accelerator.sync_gradients:

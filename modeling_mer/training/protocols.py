@@ -1,30 +1,24 @@
-"""Evaluation protocols: which clips train and which are tested, fold by fold.
+"""Evaluation protocols: which clips train and which are tested, fold by fold. One registry entry each.
 
     loso       leave one subject out, on one dataset (CASME II, SAMM, SMIC-HS, synthetic)
     composite  MEGC2019: LOSO over the subjects of the three datasets together; figures overall and per dataset
     hde        MEGC2018 holdout-database evaluation: train on every dataset but one, test on that one, in turn
     cross      train on the datasets named by `train_on`, test on those named by `test_on` (A -> B)
 
+A protocol is a `Protocol` in `PROTOCOLS`: its folds, its command-line rules (one dataset or several,
+whether it takes --train_on/--test_on), its description for metrics.json, the console and the card.
+train.py's --protocol choices and help are the registry's keys and descriptions; adding a protocol is
+one `register_protocol(Protocol(...))`.
+
 A subject is a (dataset, subject) pair: composite subjects of different datasets never merge. Every
-protocol checks that no subject is on both sides of a fold, and that every tested clip is tested once.
+protocol's folds are checked: no subject on both sides of a fold, every tested clip tested once.
+This module imports no third-party package at import time (train.py reads it before its heavy imports).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-
-import numpy as np
-
-PROTOCOLS = ("loso", "composite", "hde", "cross")
-MULTI_DATASET_PROTOCOLS = ("composite", "hde", "cross")
-
-DESCRIPTIONS = {
-    "loso": "leave-one-subject-out",
-    "composite": "leave-one-subject-out over the subjects of all datasets (MEGC2019 composite)",
-    "hde": "holdout-database evaluation (MEGC2018 HDE): train on all datasets but one, test on it, in turn",
-    "cross": "cross-dataset: train on {train_on}, test on {test_on}",
-}
 
 
 @dataclass(frozen=True)
@@ -106,6 +100,96 @@ def cross_dataset_fold(datasets: Sequence[str], train_on: Sequence[str], test_on
     )
 
 
+FoldMaker = Callable[[Sequence[str], Sequence[str], Sequence[str], Sequence[str]], list[Fold]]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One evaluation protocol.
+
+    name: `--protocol NAME`.
+    description: one line for metrics.json, the console and the card; may use {train_on} and {test_on}.
+    folds: (subjects, datasets, train_on, test_on) -> the folds, one value per clip in the first two.
+    several_datasets: True: it needs a multi-dataset set (--dataset composite) and reports per dataset;
+        False: it runs on one dataset.
+    train_test: it takes --train_on and --test_on (both required).
+    default: the protocol chosen when --protocol is not given (one per value of several_datasets).
+    """
+
+    name: str
+    description: str
+    folds: FoldMaker
+    several_datasets: bool = False
+    train_test: bool = False
+    default: bool = False
+
+    def describe(self, train_on: Sequence[str] = (), test_on: Sequence[str] = ()) -> str:
+        return self.description.format(train_on="+".join(train_on), test_on="+".join(test_on))
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    """Add a protocol to `PROTOCOLS` (and so to train.py's --protocol choices)."""
+    if protocol.default and any(
+        p.default and p.several_datasets == protocol.several_datasets and p.name != protocol.name
+        for p in PROTOCOLS.values()
+    ):
+        raise ValueError(f"protocol {protocol.name}: another protocol is already the default for its kind of data")
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def _one_dataset_loso(subjects, datasets, train_on, test_on) -> list[Fold]:
+    if len(set(datasets)) > 1:
+        raise ValueError("--protocol loso is for one dataset; for several use composite, hde or cross")
+    return loso_folds(subjects, datasets)
+
+
+def _composite_loso(subjects, datasets, train_on, test_on) -> list[Fold]:
+    if len(set(datasets)) < 2:
+        raise ValueError(f"--protocol composite needs clips of several datasets, got {sorted(set(datasets))}")
+    return loso_folds(subjects, datasets)
+
+
+register_protocol(Protocol("loso", "leave-one-subject-out", _one_dataset_loso, default=True))
+register_protocol(Protocol(
+    "composite", "leave-one-subject-out over the subjects of all datasets (MEGC2019 composite)", _composite_loso,
+    several_datasets=True, default=True,
+))
+register_protocol(Protocol(
+    "hde", "holdout-database evaluation (MEGC2018 HDE): train on all datasets but one, test on it, in turn",
+    lambda subjects, datasets, train_on, test_on: holdout_database_folds(datasets), several_datasets=True,
+))
+register_protocol(Protocol(
+    "cross", "cross-dataset: train on {train_on}, test on {test_on}",
+    lambda subjects, datasets, train_on, test_on: [cross_dataset_fold(datasets, train_on, test_on)],
+    several_datasets=True, train_test=True,
+))
+
+
+def default_protocol(several_datasets: bool) -> str:
+    return next(p.name for p in PROTOCOLS.values() if p.default and p.several_datasets == several_datasets)
+
+
+def cli_problem(name: str, dataset: str, several_datasets: bool, train_on: Sequence[str] | None,
+                test_on: Sequence[str] | None) -> str | None:
+    """The command-line rule `--protocol name` breaks with this data, in one line; None when it fits."""
+    protocol = PROTOCOLS[name]
+    if protocol.several_datasets and not several_datasets:
+        return f"--protocol {name} mixes datasets: it needs --dataset composite, got --dataset {dataset}"
+    if not protocol.several_datasets and several_datasets:
+        others = ", ".join(p.name for p in PROTOCOLS.values() if p.several_datasets)
+        return f"--protocol {name} is for one dataset; for --dataset {dataset} use --protocol {others}"
+    if (train_on or test_on) and not protocol.train_test:
+        takers = ", ".join(p.name for p in PROTOCOLS.values() if p.train_test)
+        return f"--train_on / --test_on apply only to --protocol {takers}"
+    if protocol.train_test and not (train_on and test_on):
+        return f"--protocol {name} needs --train_on and --test_on (dataset names, e.g. casme2 and samm)"
+    return None
+
+
 def make_folds(
     protocol: str,
     subjects: Sequence[str],
@@ -116,16 +200,7 @@ def make_folds(
     """The folds of `protocol` over clips given by their subject and dataset, checked for leaks."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-    if protocol == "loso" and len(set(datasets)) > 1:
-        raise ValueError("--protocol loso is for one dataset; for several use composite, hde or cross")
-    if protocol == "composite" and len(set(datasets)) < 2:
-        raise ValueError(f"--protocol composite needs clips of several datasets, got {sorted(set(datasets))}")
-    if protocol in ("loso", "composite"):
-        folds = loso_folds(subjects, datasets)
-    elif protocol == "hde":
-        folds = holdout_database_folds(datasets)
-    else:
-        folds = [cross_dataset_fold(datasets, train_on, test_on)]
+    folds = PROTOCOLS[protocol].folds(subjects, datasets, train_on, test_on)
     check_folds(folds, subject_keys(subjects, datasets))
     return folds
 
@@ -154,6 +229,8 @@ def validation_split(fold: Fold, keys: Sequence[str], num_subjects: int, seed: i
             f"--val_subjects {num_subjects}: fold {fold.name} has {len(subjects)} training subjects; "
             "keep at least one for training"
         )
+    import numpy as np
+
     chosen = set(np.random.default_rng([seed, fold.index]).choice(subjects, num_subjects, replace=False))
     return replace(
         fold,
@@ -164,19 +241,22 @@ def validation_split(fold: Fold, keys: Sequence[str], num_subjects: int, seed: i
 
 def describe(protocol: str, train_on: Sequence[str] = (), test_on: Sequence[str] = ()) -> str:
     """One line for metrics.json, the console and the model card."""
-    return DESCRIPTIONS[protocol].format(train_on="+".join(train_on), test_on="+".join(test_on))
+    return PROTOCOLS[protocol].describe(train_on, test_on)
 
 
 __all__ = [
     "Fold",
-    "MULTI_DATASET_PROTOCOLS",
     "PROTOCOLS",
+    "Protocol",
+    "cli_problem",
+    "default_protocol",
     "check_folds",
     "cross_dataset_fold",
     "describe",
     "holdout_database_folds",
     "loso_folds",
     "make_folds",
+    "register_protocol",
     "subject_keys",
     "validation_split",
 ]

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 STRATEGIES = ("fixed", "validation", "held_out")
 
 NOTES = {
@@ -69,6 +67,8 @@ class EpochSelection:
     def final_epochs(self, chosen: Sequence[int]) -> int:
         """Epochs of the model trained on every subject, given each fold's chosen (0-based) epoch."""
         if self.strategy == "validation" and len(chosen):
+            import numpy as np
+
             return int(np.median(chosen)) + 1
         return self.epochs
 

