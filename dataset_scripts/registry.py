@@ -239,6 +239,72 @@ register_dataset(DatasetSpec(
     options=None,
 ))
 
+# Long videos (spotting): one example per recording with its events (dataset_scripts/_long.py).
+register_dataset(DatasetSpec(
+    name="casme_sq",
+    builder="dataset_scripts.casme_sq:CASMESq",
+    kind="long",
+    title="CAS(ME)^2 long videos (Institute of Psychology, Chinese Academy of Sciences)",
+    class_sets=("all",),
+    license_name="casme-sq-research-agreement",
+    license_text=f"CAS(ME)^2 licence agreement (Institute of Psychology, CAS): {_NO_REDISTRIBUTION}",
+    citation=(
+        "@article{qu2018casmesq, title={CAS(ME)$^2$: A Database for Spontaneous Macro-Expression and "
+        "Micro-Expression Spotting and Recognition}, author={Qu, Fangbing and Wang, Su-Jing and Yan, Wen-Jing "
+        "and Li, He and Wu, Shuhang and Fu, Xiaolan}, journal={IEEE Transactions on Affective Computing}, "
+        "volume={9}, number={4}, pages={424--436}, year={2018}}"
+    ),
+    card_text=(
+        "CAS(ME)^2 (Qu et al., 2018), part A: long videos of 22 subjects at 30 fps with 357 annotated macro- "
+        "and micro-expressions (57 micro) in 95 labelled videos, read from the user's licensed copy for "
+        "spotting."
+    ),
+    homepage="http://casme.psych.ac.cn/casme/e3",
+))
+register_dataset(DatasetSpec(
+    name="samm_lv",
+    builder="dataset_scripts.samm_lv:SAMMLV",
+    kind="long",
+    title="SAMM Long Videos (Manchester Metropolitan University)",
+    class_sets=("all",),
+    license_name="samm-lv-research-agreement",
+    license_text=f"SAMM Long Videos licence agreement (Manchester Metropolitan University): {_NO_REDISTRIBUTION}",
+    citation=(
+        "@inproceedings{yap2020sammlv, title={SAMM Long Videos: A Spontaneous Facial Micro- and Macro-Expressions "
+        "Dataset}, author={Yap, Chuin Hong and Kendrick, Connah and Yap, Moi Hoon}, booktitle={IEEE International "
+        "Conference on Automatic Face and Gesture Recognition (FG)}, pages={771--776}, year={2020}}"
+    ),
+    card_text=(
+        "SAMM Long Videos (Yap et al., 2020): 147 long videos of 30 subjects filmed at 200 fps in grayscale "
+        "with 502 annotated macro- and micro-movements (159 micro), read from the user's licensed copy for "
+        "spotting."
+    ),
+    homepage="http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php",
+))
+register_dataset(DatasetSpec(
+    name="synthetic_long",
+    builder="dataset_scripts._synthetic_long:SyntheticLong",
+    kind="long",
+    title="the built-in synthetic long videos (rendered faces, dataset_scripts/_synthetic_long.py)",
+    class_sets=("all",),
+    license_name="apache-2.0",
+    license_text=(
+        "Apache-2.0, like the code that renders it: no person is shown. Its event timings are CAS(ME)^2's "
+        "published annotation rows (frame numbers, types and emotion words, no images)."
+    ),
+    citation="",
+    card_text=(
+        "The built-in synthetic long videos (dataset_scripts/_synthetic_long.py): rendered faces at 30 fps "
+        "carrying CAS(ME)^2's real event timings, micro-expressions moving a fraction of a pixel to a few "
+        "pixels, larger and longer macro-expressions, and the distractors of real recordings (eye blinks, "
+        "head movements, talking, lighting changes, sensor noise, JPEG). It exercises spotting without "
+        "licensed data; weights trained on it are of no use on real faces."
+    ),
+    research_only=False,
+    needs_data_dir=False,
+    options=None,
+))
+
 __all__ = [
     "DATASETS",
     "DatasetSpec",
