@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import datasets
 
 from ._clips import make_example
-from ._records import BadClip, ClipSpec, MERDataError
+from ._records import BadClip, ClipSpec, MERDataError, os_error
 from ._skips import build_description, excluded_note, format_skip_report
 from ._sources import ClipSource
 from .common import mer_features
@@ -217,7 +217,10 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
         key = 0
         for spec, label in plan.clips:
             try:
-                example = make_example(spec, label, lazy=self.config.lazy, spot_apex=self.config.spot_apex)
+                try:
+                    example = make_example(spec, label, lazy=self.config.lazy, spot_apex=self.config.spot_apex)
+                except OSError as exc:  # a path the OS refuses (too long, no permission): this clip only
+                    raise os_error(exc, spec.where) from exc
             except MERDataError as exc:
                 if not skip:
                     raise

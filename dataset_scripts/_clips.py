@@ -8,6 +8,7 @@ that `predict` uses on a user's folder).
 from __future__ import annotations
 
 import io
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,18 @@ from PIL import Image
 
 from modeling_mer.video_io import check_one_size, list_frame_folder
 
-from ._records import ClipSpec, MERDataError
+from ._records import ClipSpec, MERDataError, os_error, quote
 
 
 def list_frames(folder: Path, where: str) -> dict[int, Path]:
     """Frame number -> file, from the last run of digits in each image file name."""
-    if not folder.is_dir():
-        raise MERDataError(f"missing clip folder {folder}", where=where)
     try:
+        if not folder.is_dir():
+            raise MERDataError(f"missing clip folder {folder}", where=where)
         files, numbers = list_frame_folder(folder)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:  # name too long, permission denied...: this clip cannot be read, others may
+        raise os_error(exc, where) from exc
+    except ValueError as exc:
         raise MERDataError(str(exc), where=where) from exc
     return dict(zip(numbers, files))
 
@@ -78,6 +81,37 @@ def estimate_apex(frame_bytes: list[bytes], numbers: list[int], use_spotting: bo
     return numbers[index]
 
 
+def check_frame_range(available: dict[int, Path], onset: int, offset: int, spec: ClipSpec) -> None:
+    """Every frame onset..offset exists, checked against the files found before anything is enumerated:
+    a typo such as offset 10**9, or a stray image9999999999.bmp in a folder-bounded clip, is one line
+    naming the row or the file (the range itself is never listed)."""
+    first, last = min(available), max(available)
+    if onset < first or offset > last:
+        outside = f"offset {offset} is after" if offset > last else f"onset {onset} is before"
+        raise MERDataError(
+            f"{outside} the frames in {spec.folder} ({len(available)} files numbered {first}..{last}): "
+            "the sheet's frame range does not fit the clip folder",
+            where=spec.where,
+        )
+    inside = sorted(n for n in available if onset <= n <= offset)
+    missing = (offset - onset + 1) - len(inside)
+    if missing == 0:
+        return
+    gaps = [(b - a, a, b) for a, b in zip(inside, inside[1:]) if b - a > 1]
+    shown = ", ".join(str(n) for n in islice((n for _, a, b in gaps for n in range(a + 1, b)), 5))
+    size, a, b = max(gaps)
+    stray = ""
+    if size - 1 > len(inside):  # the jump is longer than the clip: a stray file, not a few lost frames
+        lone = available[b] if b == inside[-1] else available[a] if a == inside[0] else None
+        culprit = f": is {quote(lone.name)} a stray file?" if lone is not None else ""
+        stray = f"; the frame numbers jump from {a} ({available[a].name}) to {b} ({available[b].name}){culprit}"
+    raise MERDataError(
+        f"{missing:,} missing frame(s) in {spec.folder} between onset {onset} and offset {offset}: {shown}"
+        f"{' ...' if missing > 5 else ''}{stray}",
+        where=spec.where,
+    )
+
+
 def make_example(spec: ClipSpec, label: str, *, lazy: bool, spot_apex: bool) -> dict[str, Any]:
     """Read one clip's frames onset..offset (inclusive, in frame order) into a schema row."""
     check_spec(spec)
@@ -86,13 +120,7 @@ def make_example(spec: ClipSpec, label: str, *, lazy: bool, spot_apex: bool) -> 
     offset = spec.offset if spec.offset is not None else max(available)
     if onset >= offset:
         raise MERDataError(f"clip folder {spec.folder} holds a single frame", where=spec.where)
-    missing = [n for n in range(onset, offset + 1) if n not in available]
-    if missing:
-        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
-        raise MERDataError(
-            f"{len(missing)} missing frame(s) in {spec.folder} between onset {onset} and offset {offset}: {shown}",
-            where=spec.where,
-        )
+    check_frame_range(available, onset, offset, spec)
     numbers = list(range(onset, offset + 1))
     paths = [available[n] for n in numbers]
     need_pixels = spec.apex is None and spot_apex

@@ -30,6 +30,26 @@ def _rebuild_error(reason: str, where: str | None) -> MERDataError:
     return MERDataError(reason, where=where)
 
 
+QUOTE_LIMIT = 80  # characters of a cell value or file name quoted in a message
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(value)` cut to `limit` characters: a 1 MB cell or a 5,000-character name stays readable in a
+    message and in the skip report."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(str(value)):,} characters)"
+
+
+def os_error(exc: OSError, where: str | None) -> MERDataError:
+    """An operating-system error met on a dataset path (name too long, permission denied, ...) as a
+    dataset error naming the row or folder, so that on_error="skip" can leave the clip out."""
+    name = f" {quote(str(exc.filename), 2 * QUOTE_LIMIT)}" if exc.filename is not None else ""
+    reason = exc.strerror or type(exc).__name__
+    return MERDataError(f"cannot read{name}: {reason} (errno {exc.errno})" if exc.errno else f"cannot read{name}: {reason}", where=where)
+
+
 def normalise_emotion(text: str) -> str:
     return " ".join(str(text).strip().lower().split())
 

@@ -15,10 +15,11 @@ import datasets
 
 from ._clips import check_spec
 from ._layout import find_frame_root, find_sheet
-from ._records import BadClip, ClipSpec, MERDataError, normalise_emotion
+from ._records import BadClip, ClipSpec, MERDataError, normalise_emotion, quote
 from ._sheets import cell_text, parse_frame_cell, read_sheet
 
 logger = datasets.logging.get_logger(__name__)
+NAME_MAX = 255  # bytes in one file or folder name on the file systems datasets live on
 
 
 class ClipSource(ABC):
@@ -59,7 +60,7 @@ class ClipSource(ABC):
     def checked_emotion(self, text: str, where: str) -> str:
         if normalise_emotion(text) not in self.emotions:
             known = ", ".join(sorted(self.emotions))
-            raise MERDataError(f"unknown emotion {text!r} for {self.dataset} (known: {known})", where=where)
+            raise MERDataError(f"unknown emotion {quote(text)} for {self.dataset} (known: {known})", where=where)
         return text
 
 
@@ -166,9 +167,13 @@ def check_clip_name(clip: str, where: str) -> None:
     """A sheet's Filename names a folder inside its subject's folder: never a path that leaves it."""
     if not clip:
         raise MERDataError("empty Filename cell", where=where)
+    if len(clip.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise MERDataError(
+            f"Filename {quote(clip)} is longer than a folder name can be ({NAME_MAX} bytes)", where=where
+        )
     if clip in (".", "..") or any(sep in clip for sep in ("/", "\\", "\0")) or Path(clip).is_absolute():
         raise MERDataError(
-            f"Filename {clip!r} is not a clip folder name (a path outside the subject's folder is refused: "
+            f"Filename {quote(clip)} is not a clip folder name (a path outside the subject's folder is refused: "
             "a clip of another subject would leak across leave-one-subject-out folds)",
             where=where,
         )

@@ -12,7 +12,7 @@ import re
 from typing import Any, ClassVar
 
 from ._builder import SingleSourceBuilder
-from ._records import MERDataError
+from ._records import MERDataError, quote
 from ._sources import SheetSource
 from .common import CLASS_SETS
 from .registry import DATASETS
@@ -33,7 +33,7 @@ class CASME2Source(SheetSource):
         """Subject 1 (or '01', 'sub01') lives in folder sub01."""
         match = re.fullmatch(r"(?:sub)?\s*(\d+)(?:\.0)?", str(cell).strip(), re.IGNORECASE) if cell is not None else None
         if match is None:
-            raise MERDataError(f"Subject must be a number such as 1 or sub01, got {cell!r}", where=where)
+            raise MERDataError(f"Subject must be a number such as 1 or sub01, got {quote(cell)}", where=where)
         return f"sub{int(match.group(1)):02d}"
 
 

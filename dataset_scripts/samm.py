@@ -12,7 +12,7 @@ import re
 from typing import Any, ClassVar
 
 from ._builder import SingleSourceBuilder
-from ._records import MERDataError
+from ._records import MERDataError, quote
 from ._sources import SheetSource
 from .common import CLASS_SETS
 from .registry import DATASETS
@@ -31,7 +31,7 @@ class SAMMSource(SheetSource):
     def subject_id(self, cell: Any, where: str) -> str:
         match = re.fullmatch(r"(\d+)(?:\.0)?", str(cell).strip()) if cell is not None else None
         if match is None:
-            raise MERDataError(f"Subject must be a number such as 6 or 006, got {cell!r}", where=where)
+            raise MERDataError(f"Subject must be a number such as 6 or 006, got {quote(cell)}", where=where)
         return f"{int(match.group(1)):03d}"
 
 
