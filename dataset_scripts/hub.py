@@ -2,8 +2,10 @@
 
 CASME II, SAMM and SMIC are licensed for research use by their authors and, under their agreements,
 may not be redistributed: a built dataset embeds their frames. The helper is therefore private by
-default, refuses to add to a public repository, and warns every time; sharing a copy with anyone is the
-uploader's responsibility.
+default, refuses to add to a public repository, and warns every time a research-only set is pushed;
+sharing a copy with anyone is the uploader's responsibility. What the card says about each dataset (its
+text, licence, citation) comes from its registry entry (`dataset_scripts.registry`): the synthetic set's
+card describes the synthetic set under its own licence.
 
 The repository holds what `Dataset.push_to_hub` would write (`data/train-0000i-of-0000n.parquet`, frames
 embedded as image bytes, features in the Parquet schema) plus a dataset card stating the terms, so that
@@ -24,12 +26,10 @@ import huggingface_hub
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
 
-LICENCE_WARNING = (
-    "The micro-expression datasets are licensed for research use by their owners (CASME II: Institute of "
-    "Psychology, Chinese Academy of Sciences; SAMM: Manchester Metropolitan University; SMIC: University of "
-    "Oulu) and their agreements forbid redistribution. Push only to a private repository that only people "
-    "who signed the same agreements can read."
-)
+from ._skips import SKIP_MARKER
+from .registry import DATASETS, DatasetSpec, expand_parts
+
+RESEARCH_ONLY_LICENSE = "mer-datasets-research-only"
 MAX_SHARD_BYTES = 500 * 2**20
 
 
@@ -39,6 +39,63 @@ class HubPublishError(RuntimeError):
 
 def _parts(dataset: datasets.Dataset) -> list[str]:
     return sorted(set(dataset["dataset"])) if "dataset" in dataset.column_names else []
+
+
+def _research_only(parts: list[str]) -> list[str]:
+    """The parts under research-only terms (an unregistered or unknown source counts as one)."""
+    return [n for n in expand_parts(parts) or ["unknown"] if n not in DATASETS or DATASETS[n].research_only]
+
+
+def licence_warning(parts: list[str]) -> str | None:
+    """The warning for pushing these datasets (None when none of them is licensed for research only)."""
+    restricted = [n for n in _research_only(parts) if not (n in DATASETS and DATASETS[n].parts)]
+    if not restricted:
+        return None
+    terms = "; ".join(DATASETS[n].license_text if n in DATASETS else f"{n}: terms unknown" for n in restricted)
+    return (
+        f"{terms}. The micro-expression datasets are licensed for research use by their owners and their "
+        "agreements forbid redistribution. Push only to a private repository that only people who signed the "
+        "same agreements can read."
+    )
+
+
+def dataset_card(dataset: datasets.Dataset) -> DatasetCard:
+    """The dataset card: metadata and text from the registry entries of the datasets in `dataset`."""
+    parts = _parts(dataset)
+    specs: list[DatasetSpec] = [DATASETS[n] for n in parts if n in DATASETS]
+    warning = licence_warning(parts)
+    if warning is None:  # only freely licensed sets (the synthetic one): their own licence, no warning
+        names = {spec.license_name for spec in specs}
+        licence = {"license": names.pop()} if len(names) == 1 else {"license": "other", "license_name": "mixed"}
+    elif len(specs) == 1 and specs[0].name == parts[0]:
+        licence = {"license": "other", "license_name": specs[0].license_name}
+    else:
+        licence = {"license": "other", "license_name": RESEARCH_ONLY_LICENSE}
+    card_data = DatasetCardData(
+        **licence,
+        tags=["micro-expression", "facial-expression", "video", *(["synthetic"] if warning is None else [])],
+        task_categories=["video-classification"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+    )
+    titles = ", ".join(spec.title for spec in specs) or ", ".join(parts) or "unknown source"
+    notes = [line for line in (dataset.info.description or "").splitlines()
+             if line.strip() and not line.startswith(SKIP_MARKER) and all(line.strip() != spec.card_text for spec in specs)]
+    citations = list(dict.fromkeys(DATASETS[n].citation for n in expand_parts(parts) if n in DATASETS and DATASETS[n].citation))
+    text = "\n\n".join(
+        part
+        for part in (
+            f"# Micro-expression clips: {titles}",
+            f"**Research use only; do not make this repository public.** {warning}" if warning else "",
+            "\n\n".join(spec.card_text for spec in specs),
+            "## Licence\n\n" + "\n".join(f"- {spec.title}: {spec.license_text}" for spec in specs) if specs else "",
+            "Build notes:\n\n" + "\n".join(f"    {line}" for line in notes) if notes else "",
+            "Built with the `dataset_scripts` builders of modeling-mer; one `train` split (leave-one-subject-out "
+            "folds are made by subject).",
+            "## Citation\n\n```bibtex\n" + "\n\n".join(citations) + "\n```" if citations else "",
+        )
+        if part
+    )
+    return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}\n")
 
 
 def write_parquet_folder(dataset: datasets.Dataset, folder: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
@@ -59,27 +116,7 @@ def write_parquet_folder(dataset: datasets.Dataset, folder: str | Path, max_shar
         shard = dataset.shard(num_shards, index, contiguous=True).with_format("arrow")
         shard = shard.map(embed_table_storage, batched=True, batch_size=100, keep_in_memory=True)
         shard.to_parquet(str(folder / "data" / f"train-{index:05d}-of-{num_shards:05d}.parquet"))
-    parts = _parts(dataset)
-    card_data = DatasetCardData(
-        license="other",
-        license_name="mer-datasets-research-only",
-        tags=["micro-expression", "facial-expression", "video"],
-        task_categories=["video-classification"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
-    )
-    text = "\n\n".join(
-        part
-        for part in (
-            f"# Micro-expression clips ({', '.join(parts) or 'unknown source'})",
-            f"**Research use only; do not make this repository public.** {LICENCE_WARNING}",
-            dataset.info.description or "",
-            "Built with the `dataset_scripts` builders of modeling-mer; one `train` split (leave-one-subject-out "
-            "folds are made by subject).",
-            f"```bibtex\n{dataset.info.citation}\n```" if dataset.info.citation else "",
-        )
-        if part
-    )
-    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}\n").save(folder / "README.md")
+    dataset_card(dataset).save(folder / "README.md")
     return folder
 
 
@@ -90,7 +127,9 @@ def push_dataset_to_hub(
 
     Returns the repository's URL; `datasets.load_dataset(repo_id, token=...)` loads it.
     """
-    warnings.warn(f"{LICENCE_WARNING} (this dataset holds: {', '.join(_parts(dataset)) or 'unknown'})", UserWarning, stacklevel=2)
+    warning = licence_warning(_parts(dataset))
+    if warning is not None:
+        warnings.warn(f"{warning} (this dataset holds: {', '.join(_parts(dataset)) or 'unknown'})", UserWarning, stacklevel=2)
     if not private:
         warnings.warn(f"pushing {repo_id} as a PUBLIC repository", UserWarning, stacklevel=2)
     if huggingface_hub.constants.is_offline_mode() or datasets.config.HF_HUB_OFFLINE:
@@ -117,4 +156,4 @@ def push_dataset_to_hub(
     return f"https://huggingface.co/datasets/{repo_id}"
 
 
-__all__ = ["HubPublishError", "LICENCE_WARNING", "push_dataset_to_hub", "write_parquet_folder"]
+__all__ = ["HubPublishError", "dataset_card", "licence_warning", "push_dataset_to_hub", "write_parquet_folder"]

@@ -113,3 +113,50 @@ def test_push_offline_fails_clearly() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ERR cannot push me/x: offline mode is on (HF_HUB_OFFLINE=1)" in out.stdout
+
+
+def test_the_synthetic_card_describes_the_synthetic_set(monkeypatch, tmp_path: Path) -> None:
+    """No CASME/SAMM/SMIC licence warning for the generated set: its own text and licence."""
+    import warnings
+
+    from dataset_scripts.hub import dataset_card, write_parquet_folder
+    from dataset_scripts.registry import DATASETS
+
+    spec = DATASETS["synthetic"]
+    ds = datasets.Dataset.from_dict({"dataset": ["synthetic"] * 2, "label": [0, 1]},
+                                    info=datasets.DatasetInfo(description=spec.card_text))
+    card = str(dataset_card(ds))
+    assert "license: apache-2.0" in card and spec.card_text in card and "synthetic" in card.split("---")[1]
+    assert not any(word in card for word in ("SAMM", "SMIC", "Research use only", "redistribution", "licensed cop"))
+    hub = _FakeHub(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not one licence warning
+        push_dataset_to_hub(ds, "me/synthetic")
+    assert hub.calls[1][2] == ["README.md", "data/train-00000-of-00001.parquet"]
+    real = str(dataset_card(_tiny()))
+    assert "Research use only" in real and DATASETS["casme2"].card_text in real and DATASETS["samm"].citation in real
+    assert "README.md" in {p.name for p in write_parquet_folder(ds, tmp_path / "out").iterdir()}
+
+
+def test_one_skip_report_for_builders_and_preprocessing() -> None:
+    from dataset_scripts import BadClip, record_skips, skipped_clips
+    from dataset_scripts._skips import SKIP_MARKER, build_description
+
+    built = BadClip("casme2", "sub01", "EP01", "sheet row 3", "no frames")
+    ds = datasets.Dataset.from_dict({"dataset": ["casme2"]},
+                                    info=datasets.DatasetInfo(description=build_description("CASME II.", [], [built])))
+    late = BadClip("casme2", "sub02", "EP07", "preprocessing", "frames of two sizes")
+    record_skips(ds, [late])
+    record_skips(ds, [late])  # a record once
+    lines = ds.info.description.splitlines()
+    assert sum(line.startswith(SKIP_MARKER) for line in lines) == 1 and lines[0] == "CASME II."
+    assert skipped_clips(ds) == [built.as_dict(), late.as_dict()]
+    assert skipped_clips(ds)[1]["clip"] == "casme2/sub02/EP07"
+
+
+def test_load_dataset_on_the_package_folder_fails_clearly(tmp_path: Path) -> None:
+    """`datasets.load_dataset("dataset_scripts")` must not return a metadata CSV as if it were the data."""
+    with pytest.raises(FileNotFoundError, match=r"dataset_scripts is a Python package, not a dataset folder: load a "
+                                                r"micro-expression set with dataset_scripts\.load_mer_dataset"):
+        datasets.load_dataset(str(REPO / "dataset_scripts"), cache_dir=str(tmp_path))
+    assert not list(tmp_path.rglob("*.arrow"))

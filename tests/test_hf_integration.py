@@ -236,6 +236,49 @@ def test_train_card_has_results_and_the_same_sections(tmp_path):
     assert 'AutoModelForVideoClassification.from_pretrained("you/mer-casme2", trust_remote_code=True)' in card.text
 
 
+def test_card_metadata_follows_the_hub_rules_offline(tmp_path):
+    """The Hub's model-card metadata rules, checked with huggingface_hub offline: the card parses strictly, the
+    model-index round-trips to the same EvalResults, metric ids are the Hub's, `datasets:` holds only Hub ids."""
+    import transformers
+    from huggingface_hub import EvalResult
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from dataset_scripts.registry import DatasetSpec, register_dataset
+    from modeling_mer.evaluation.hub_card import render_card, recognition_results
+
+    metrics = {"dataset": "synthetic", "protocol": "loso", "protocol_description": "leave-one-subject-out",
+               "uf1": 0.75, "uar": 0.5, "accuracy": 0.5, "num_samples": 10, "num_folds": 3, "optimistic": True,
+               "note": "held-out", "label_names": LABELS, "per_dataset": {}}
+    run = {"model": "tiny", "epochs": 2, "optimizer": "adamw", "lr": 0.001, "batch_size": 4, "augment": True,
+           "seed": 0, "aggregation": "mean", "num_frames": 4}
+    card = render_card(REPO / "model_card.md", metrics, run, "you/mer", processor=processor())
+    strict = ModelCard(str(card), ignore_metadata_errors=False)  # raises on metadata the Hub would reject
+    data = strict.data.to_dict()
+    name, results = model_index_to_eval_results(data["model-index"])
+    assert name == "mer-tiny-synthetic-loso" and results == recognition_results(metrics) and all(isinstance(r, EvalResult) for r in results)
+    assert [(r.metric_type, r.metric_name, r.metric_args) for r in results] == [
+        ("f1", "UF1 (optimistic: selected on held-out subject)", {"average": "macro"}),
+        ("recall", "UAR (optimistic: selected on held-out subject)", {"average": "macro"})]
+    assert data["metrics"] == ["f1", "recall"] and data["license"] == "apache-2.0" and "datasets" not in data
+    assert "optimistic-selection" in data["tags"] and data["library_name"] == "transformers"
+    text = strict.text
+    assert re.search(r"^## Limitations$", text, re.M) and re.search(r"^## Framework versions$", text, re.M)
+    assert f"- Transformers {transformers.__version__}" in text and f"- PyTorch {torch.__version__}" in text
+    assert all(f"`{option}=" in text for option in MERImageProcessor.option_names)  # sampling included
+    assert "OPTIMISTIC RESULTS" in text and DATASETS["synthetic"].card_text in text
+    # a dataset with a Hub id is the one kind `datasets:` lists, and the model-index names it by that id
+    register_dataset(DatasetSpec(name="hubbed", builder="x.y:Z", kind="clips", title="Hubbed", class_sets=("3class",),
+                                 license_name="apache-2.0", license_text="Apache-2.0", citation="", card_text="On the Hub.",
+                                 hub_id="someone/hubbed-clips", research_only=False))
+    try:
+        card = render_card(REPO / "model_card.md", {**metrics, "dataset": "hubbed"}, run, "you/mer")
+        data = ModelCard(str(card), ignore_metadata_errors=False).data.to_dict()
+        assert data["datasets"] == ["someone/hubbed-clips"]
+        assert {r["dataset"]["type"] for r in data["model-index"][0]["results"]} == {"someone/hubbed-clips"}
+    finally:
+        del DATASETS["hubbed"]
+
+
 def test_the_card_usage_snippets_run(tmp_path, monkeypatch):
     """The card's Python blocks, run as written against a saved folder, print the labels of a clip."""
     model_dir = saved_model(tmp_path / "model", train_datasets=["synthetic"])

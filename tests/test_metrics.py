@@ -81,6 +81,44 @@ def test_evaluate_module_loads_offline_and_matches(monkeypatch):
         metric.compute(predictions=[0], references=[0])
 
 
+def test_evaluate_module_loads_from_a_copy_under_another_name(tmp_path, monkeypatch):
+    """The folder stands alone: copied under another name (without this package's path), its file loads."""
+    import shutil
+
+    evaluate = pytest.importorskip("evaluate")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    copy = tmp_path / "other_name"
+    shutil.copytree(METRIC_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    metric = evaluate.load(str(copy / "mer_metric.py"))
+    out = metric.compute(predictions=[0, 0, 1, 2, 2, 1], references=[0, 1, 1, 2, 2, 2], label_names=NAMES)
+    assert out["uf1"] == pytest.approx(compute_mer_metrics([0, 1, 1, 2, 2, 2], [0, 0, 1, 2, 2, 1], NAMES)["uf1"])
+    assert metric.description.startswith("UF1 (macro F1)")
+
+
+def test_evaluate_module_has_its_metric_card():
+    """README.md with evaluate's metric-card sections, and its example prints what it says."""
+    import contextlib
+    import io
+    import re
+
+    import yaml
+
+    card = (METRIC_DIR / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["title"] == "mer_metric" and {"evaluate", "metric"} <= set(header["tags"]) and header["description"]
+    for section in ("# Metric Card for mer_metric", "## Metric Description", "## How to Use", "### Inputs",
+                    "### Output Values", "#### Values from Popular Papers", "### Examples", "## Limitations and Bias",
+                    "## Citation", "## Further References"):
+        assert re.search(rf"^{re.escape(section)}$", card, re.M), section
+    (example,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    code, expected = example.rsplit("#", 1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.replace('"modeling_mer/evaluation/mer_metric"', repr(str(METRIC_DIR))), "card", "exec"), {})
+    assert out.getvalue().split() == expected.split()
+
+
 def _hand_written_scores(refs, preds, names):
     """The formulas the project used before scikit-learn (TP/FP/FN by hand), as the reference."""
     n = len(names)

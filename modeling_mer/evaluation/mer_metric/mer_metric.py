@@ -6,7 +6,9 @@ Load it offline from its folder (the Hub is never contacted):
     metric.compute(predictions=[...], references=[...], label_names=["negative", "positive", "surprise"])
 
 The folder is self-contained: this file and `mer_figures.py` (numpy and scikit-learn), the same code behind
-every figure of `modeling_mer`, which need not be installed. Pool the predictions of every fold before
+every figure of `modeling_mer`, which need not be installed; README.md is its metric card. `evaluate`
+finds a folder's module as `<folder>/<folder name>.py`: a copy under another folder name loads by this
+file's path, `evaluate.load("any/name/mer_metric.py")`. Pool the predictions of every fold before
 computing.
 """
 
