@@ -265,8 +265,10 @@ class MERImageProcessor(BaseImageProcessor):
         """One clip, or a list of clips -> `pixel_values` (batch, num_frames, 3, image_size, image_size).
 
         `videos` (also the first positional argument) is one clip (a video file, a frame folder, a list of
-        frames or a (T, H, W, C) array) or a list of clips (files, folders, frame lists, arrays), which gives
-        a batch in that order; a (B, T, H, W, C) array is a batch too. onset/apex/offset are frame numbers
+        frames: PIL images, image files or arrays, or one numpy array / torch tensor (T, H, W, C) or
+        (T, C, H, W), uint8 or float in [0, 1]: see `as_frames`) or a list of clips (files, folders, frame
+        lists, arrays), which gives a batch in that order; a 5-d array or tensor (B, T, ...) is a batch too.
+        The same frames give the same tensor whatever their container. onset/apex/offset are frame numbers
         (as in the datasets' sheets), matching `frame_numbers` (default 0..n-1, or the numbers in the file
         names of a frame folder); for a batch each is a list with one entry per clip (or None for all).
         Without onset/offset the whole input is the clip; without apex it is spotted and `apex_estimated`
@@ -276,6 +278,7 @@ class MERImageProcessor(BaseImageProcessor):
             raise TypeError(f"MERImageProcessor got unexpected arguments {sorted(kwargs)}")
         if videos is None:
             raise TypeError("MERImageProcessor needs a clip or a list of clips (positional, or videos=...)")
+        videos = _tensor_to_numpy(videos)
         batched = _is_batch_of_clips(videos)
         clips = list(videos) if batched else [videos]
         settings = {
@@ -314,7 +317,7 @@ class MERImageProcessor(BaseImageProcessor):
         crop_frame (the frame number the face was found on).
         """
         clip = frames if isinstance(frames, Clip) else load_clip(  # a video keeps only onset..offset
-            frames, frame_numbers, decode_until(onset, offset), decode_from(onset, offset)
+            as_frames(frames), frame_numbers, decode_until(onset, offset), decode_from(onset, offset)
         )
         onset_i = self._index(clip, "onset", onset, default=0)
         offset_i = self._index(clip, "offset", offset, default=len(clip) - 1)
@@ -409,14 +412,82 @@ class MERImageProcessor(BaseImageProcessor):
 
 def _is_batch_of_clips(videos: Any) -> bool:
     """A list of clips (files, folders, frame lists, (T, H, W, C) arrays) rather than one clip's frames."""
-    if isinstance(videos, np.ndarray):
+    if isinstance(videos, np.ndarray | torch.Tensor):
         return videos.ndim == 5
     if not isinstance(videos, list | tuple) or not videos:
         return False
     first = videos[0]
     if isinstance(first, str | os.PathLike):  # a video file or frame folder, not one frame's image file
         return Path(first).is_dir() or Path(first).suffix.lower() not in IMAGE_SUFFIXES
-    return isinstance(first, list | tuple | Clip) or (isinstance(first, np.ndarray) and first.ndim == 4)
+    return isinstance(first, list | tuple | Clip) or (isinstance(first, np.ndarray | torch.Tensor) and first.ndim == 4)
+
+
+def _tensor_to_numpy(value: Any) -> Any:
+    """A torch tensor as a numpy array (on the CPU, detached); anything else as it is."""
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+
+
+def as_frames(clip: Any) -> Any:
+    """One clip in any accepted form -> what `load_clip` reads: RGB uint8 `(H, W, C)` frames, or the clip as
+    it is (a video file or frame folder path, a list of PIL images or image files).
+
+    Accepted arrays, numpy or torch, for the whole clip `(T, H, W, C)` or `(T, C, H, W)` and for one frame
+    `(H, W, C)`, `(C, H, W)` or `(H, W)`, with C 1, 3 or 4: uint8 (0-255), or float in [0, 1] (as
+    torchvision's and transformers' video tensors; rounded to the uint8 the same frames would have). The
+    layout is channels-last when the last axis is a channel count, else channels-first when the axis
+    before H is one. So the same frames give the same tensor whatever their container.
+    """
+    clip = _tensor_to_numpy(clip)
+    if isinstance(clip, np.ndarray):
+        if clip.ndim != 4:
+            raise ValueError(
+                f"a clip array must be (frames, height, width, channels) or (frames, channels, height, width), "
+                f"got shape {clip.shape}"
+            )
+        return list(_uint8_frames(clip, "the clip", channel_axis=1))
+    if isinstance(clip, list | tuple) and any(isinstance(f, np.ndarray | torch.Tensor) for f in clip):
+        return [_one_frame(frame, i) for i, frame in enumerate(clip)]
+    return clip
+
+
+def _one_frame(frame: Any, index: int) -> Any:
+    """One frame of a list: an array as (H, W, C) uint8; a PIL image or an image file as it is."""
+    if not isinstance(frame, np.ndarray | torch.Tensor):
+        return frame
+    array = _tensor_to_numpy(frame)
+    if array.ndim == 2:  # gray (H, W)
+        array = array[..., None]
+    if array.ndim != 3:
+        raise ValueError(f"frame {index}: expected an (H, W, C), (C, H, W) or (H, W) image, got shape {array.shape}")
+    return _uint8_frames(array[None], f"frame {index}", channel_axis=1)[0]
+
+
+def _uint8_frames(array: np.ndarray, what: str, channel_axis: int) -> np.ndarray:
+    """(T, H, W, C) or (T, C, H, W), uint8 or float in [0, 1] -> (T, H, W, C) uint8."""
+    if array.shape[-1] not in _CHANNELS:
+        if array.shape[channel_axis] not in _CHANNELS:
+            raise ValueError(
+                f"{what}: cannot tell the channel axis of shape {array.shape[1:]}: give (H, W, C) or (C, H, W) "
+                f"frames with C in {list(_CHANNELS)}"
+            )
+        array = np.moveaxis(array, channel_axis, -1)
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{what}: frames must be uint8 (0-255) or float in [0, 1], got dtype {array.dtype}")
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if np.issubdtype(array.dtype, np.floating):
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
+            raise ValueError(
+                f"{what}: float frames must lie in [0, 1] (got {low:g}..{high:g}); give uint8 for 0-255 values"
+            )
+        return np.rint(array.astype(np.float64) * 255).astype(np.uint8)
+    if low < 0 or high > 255:  # other integer types holding 0-255 values
+        raise ValueError(f"{what}: integer frames must lie in 0..255 (got {low:g}..{high:g})")
+    return array.astype(np.uint8)
 
 
 def _one_per_clip(name: str, value: Any, count: int, batched: bool) -> list[Any]:

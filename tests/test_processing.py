@@ -346,7 +346,7 @@ def test_bad_frames():
         processor()(frames[:1])
     with pytest.raises(ValueError, match=r"frame 2 \(frame number 2\) is 32x64"):
         processor()(frames[:2] + [frames[2][:, :32]])
-    with pytest.raises(ValueError, match="frame 1: frames must be uint8"):
+    with pytest.raises(ValueError, match=r"frame 1: float frames must lie in \[0, 1\] \(got 54\.\.242\); give uint8"):
         processor()([frames[0], frames[1].astype(np.float32)])
     with pytest.raises(ValueError, match="frame_numbers has 2 entries for 3 frames"):
         processor()(frames, frame_numbers=[1, 2])
