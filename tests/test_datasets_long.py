@@ -325,3 +325,26 @@ def test_no_sheet_says_what_it_looked_for(tmp_path):
     (tmp_path / "rawpic" / "s15").mkdir(parents=True)
     with pytest.raises(MERDataError, match="no casme_sq coding sheet found"):
         build(CASMESq, tmp_path, tmp_path / "cache")
+
+
+def test_a_damaged_workbook_is_one_line(tmp_path):
+    root = write_samm_lv_tree(tmp_path / "t", rows=[r for r in samm_lv_rows()[1] if r[0] == "006"])
+    (root / "SAMM_LongVideos_V3_Release.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+    with pytest.raises(MERDataError, match=r"SAMM_LongVideos_V3_Release\.xlsx: cannot read the sheet") as caught:
+        build(SAMMLV, root, tmp_path / "cache")
+    assert "\n" not in str(caught.value)
+
+
+def test_hidden_sheets_are_passed_over(tmp_path):
+    import openpyxl
+
+    rows, rule1 = casme_subset({1})
+    root = write_casme_sq_tree(tmp_path / "t", rows=rows, rule1=rule1, code_sheet="Sheet1")
+    path = root / "CAS(ME)^2code_final.xlsx"
+    book = openpyxl.load_workbook(path)
+    hidden = book.create_sheet("scratch", 0)  # a hidden first sheet must not be taken for the code sheet
+    hidden.append([99, "junk_1", 1, 2, 3])
+    hidden.sheet_state = "hidden"
+    book.save(path)
+    ds = build(CASMESq, root, tmp_path / "cache")
+    assert len(ds) == 7 and "code 'Sheet1'" in ds.info.description
