@@ -291,7 +291,7 @@ def make_event(
         quirks.onset_zero += 1
     if onset > offset:
         raise MERDataError(f"onset {onset} is after offset {offset}", where=where)
-    if apex != NOT_ANNOTATED and not (onset <= apex <= offset or onset == 0):
+    if apex != NOT_ANNOTATED and (apex > offset or (onset > 0 and apex < onset)):  # onset 0: checked at the video
         quirks.apex_outside.append(f"{where} (onset {onset}, apex {apex}, offset {offset})")
         apex = NOT_ANNOTATED
     return Event(onset, apex, offset, kind, action_units, emotion, where)

@@ -139,6 +139,7 @@ class CASMESqSource(LongVideoSource):
         if not any(not is_blank(r) for _, r in code_rows):
             raise MERDataError("the CAS(ME)^2 code sheet holds no rows", where=code_grid.label)
         listing: dict[Path, list[str]] = {}
+        folders: dict[tuple[str, str], Path | None] = {}
         entries = []
         for position, (index, row) in enumerate(code_rows):
             if is_blank(row):
@@ -191,7 +192,13 @@ class CASMESqSource(LongVideoSource):
                     where,
                     self.quirks,
                 )
-                folder = self._video_folder(root / subject, key[1], where, listing)
+                if key not in folders:  # looked up once per video: a missing folder is one error, at its first row
+                    try:
+                        folders[key] = self._video_folder(root / subject, key[1], where, listing)
+                    except MERDataError as exc:
+                        folders[key] = None
+                        raise exc
+                folder = folders[key]
                 item: Event | MERDataError = event
             except MERDataError as exc:
                 item = exc
