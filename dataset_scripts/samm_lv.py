@@ -18,8 +18,18 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from ._long import Event, LongVideoBuilder, LongVideoSource, cell, event_type, find_columns, is_blank, make_event
-from ._long import read_grids, sheet_key
+from ._long import (
+    Event,
+    LongVideoBuilder,
+    LongVideoSource,
+    cell,
+    event_type,
+    find_columns,
+    is_blank,
+    make_event,
+    read_grids,
+    sheet_key,
+)
 from ._records import MERDataError
 from ._sheets import cell_text
 from .registry import DATASETS

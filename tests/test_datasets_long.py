@@ -8,6 +8,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from long_trees import (
+    casme_sq_rows,
+    casme_sq_rule1,
+    samm_lv_rows,
+    write_casme_sq_tree,
+    write_samm_lv_tree,
+)
 
 from dataset_scripts import load_mer_dataset
 from dataset_scripts._long import NOT_ANNOTATED, round_half_up
@@ -16,14 +23,6 @@ from dataset_scripts._skips import skipped_clips
 from dataset_scripts.casme_sq import CASMESq
 from dataset_scripts.registry import DATASETS
 from dataset_scripts.samm_lv import SAMMLV
-
-from long_trees import (
-    casme_sq_rows,
-    casme_sq_rule1,
-    samm_lv_rows,
-    write_casme_sq_tree,
-    write_samm_lv_tree,
-)
 
 
 def build(cls, data_dir: Path, cache: Path, **options):
