@@ -31,6 +31,12 @@ CLASS_SETS: dict[str, list[str]] = {
     "3class": ["negative", "positive", "surprise"],
 }
 
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
+
+
 # Named presets. Each maps to `MERConfig` keyword arguments; `vision_config` entries are `ViTConfig` kwargs.
 PRESETS: dict[str, dict[str, Any]] = {
     # For tests and the CPU demo: a few thousand parameters per layer, 16 patches per frame.
@@ -190,6 +196,15 @@ class MERConfig(PreTrainedConfig):
                 f"temporal_num_attention_heads ({self.temporal_num_attention_heads})"
             )
 
+    @classmethod
+    def _dict_from_json_file(cls, json_file: Any) -> dict[str, Any]:
+        """transformers' reader, refusing valid JSON that is not an object (a list, a number, null) in one
+        line naming the file, where the library would fail later with an AttributeError."""
+        config = super()._dict_from_json_file(json_file)
+        if not isinstance(config, dict):
+            raise OSError(f"{json_file} holds a JSON {json_kind(config)}, not an object of config fields")
+        return config
+
     @property
     def image_size(self) -> int:
         size = self.vision_config.image_size
@@ -223,4 +238,24 @@ class MERConfig(PreTrainedConfig):
         return cls(**kwargs)
 
 
-__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS", "LOCALLY_REGISTERED_PIPELINES"]
+def check_processor_geometry(config: MERConfig, processor: Any) -> None:
+    """The one check that a processor makes the clips a model was built for. The model's config owns the clip
+    geometry (num_frames, image_size, patch_size); a processor saved with the model, built by
+    `MERImageProcessor.for_config` or passed by a user must agree with it. Raises one ValueError line naming
+    every disagreement; prediction, the pipeline and training call this before any clip is processed."""
+    problems = [
+        f"{name} {getattr(processor, name)!r} (the model's config: {getattr(config, name)})"
+        for name in ("num_frames", "image_size")
+        if getattr(processor, name) != getattr(config, name)
+    ]
+    if config.image_size % config.patch_size:
+        problems.append(f"the config's image_size {config.image_size} is not a multiple of its patch_size {config.patch_size}")
+    if problems:
+        raise ValueError(
+            f"processor geometry does not match the model: {'; '.join(problems)}. The config owns num_frames="
+            f"{config.num_frames}, image_size={config.image_size}, patch_size={config.patch_size}: use the processor "
+            "saved with the model or MERImageProcessor.for_config(config, ...)"
+        )
+
+
+__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS", "LOCALLY_REGISTERED_PIPELINES", "check_processor_geometry"]

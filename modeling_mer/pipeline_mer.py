@@ -19,6 +19,8 @@ from transformers.pipelines.base import Pipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 from transformers.utils import logging
 
+from .configuration_mer import check_processor_geometry
+
 logger = logging.get_logger(__name__)
 
 CUSTOM_PIPELINES: dict[str, dict[str, Any]] = {
@@ -56,6 +58,7 @@ class MERVideoClassificationPipeline(VideoClassificationPipeline):
         Pipeline.__init__(self, *args, **kwargs)
         if self.image_processor is None:
             raise ValueError("MERVideoClassificationPipeline needs the model's MERImageProcessor")
+        check_processor_geometry(self.model.config, self.image_processor)
 
     def _sanitize_parameters(  # type: ignore[override]
         self,

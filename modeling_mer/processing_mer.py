@@ -33,6 +33,7 @@ except ImportError as err:
         'pip install "opencv-contrib-python-headless>=4.8" av'
     ) from err
 
+from .configuration_mer import check_processor_geometry
 from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
 from .flow_encoding import encode_hsv, encode_motion, encode_uv, normalize
 from .frame_sampling import (
@@ -53,7 +54,7 @@ from .optical_flow import (
 )
 from .video_io import IMAGE_SUFFIXES, Clip, decode_from, decode_until, load_clip
 
-__all__ = ["MERImageProcessor"]
+__all__ = ["MERImageProcessor", "as_frames", "check_processor_geometry"]
 
 ENCODINGS = ("hsv", "uv", "motion")
 INPUT_MODES = ("flow", "frames")
@@ -250,6 +251,14 @@ class MERImageProcessor(BaseImageProcessor):
             source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
             if not (target.exists() and target.samefile(source)):
                 shutil.copyfile(source, target)
+
+    @classmethod
+    def for_config(cls, config: Any, **settings: Any) -> MERImageProcessor:
+        """A processor making the clips `config` (a `MERConfig`) describes: its num_frames and image_size, with
+        any other setting from `settings` (geometry given there must agree: see `check_processor_geometry`)."""
+        processor = cls(**({"image_size": config.image_size, "num_frames": config.num_frames} | settings))
+        check_processor_geometry(config, processor)
+        return processor
 
     # ----------------------------------------------------------------------------------------------
     def __call__(  # type: ignore[override]

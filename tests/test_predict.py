@@ -199,15 +199,18 @@ def test_explain_writes_a_png_only_where_asked(data, capsys, monkeypatch, tmp_pa
     assert list(cwd.iterdir()) == [] and [p.name for p in figure.parent.iterdir()] == ["explain.png"]
 
 
-def test_processor_at_another_image_size_interpolates_and_explains(data, capsys, tmp_path):
-    """44 px at patch 8: a 5x5 grid that leaves a 4 px border uncovered, drawn aligned with the face."""
-    model = save_model(tmp_path / "m44", image_size=44)
+def test_a_processor_that_disagrees_with_the_config_is_refused_in_one_line(data, capsys, tmp_path):
+    """The config owns the clip geometry: a saved processor at another image size is refused by the one check
+    (check_processor_geometry), before any clip is processed, and nothing is written."""
+    model = save_model(tmp_path / "m48", image_size=48)
     figure = tmp_path / "x.png"
     code, out, err = run_main(capsys, data["folder"], "--model", model, "--json", "--explain", figure)
-    assert code == 0, err
-    assert "interpolating the ViT position embeddings" in err
-    check_json(out)
-    assert figure.stat().st_size > 0
+    assert code == 1 and out == "" and not figure.exists()
+    assert err.strip().splitlines() == [
+        "error: processor geometry does not match the model: image_size 48 (the model's config: 32). The config "
+        "owns num_frames=8, image_size=32, patch_size=8: use the processor saved with the model or "
+        "MERImageProcessor.for_config(config, ...)"
+    ]
 
 
 def test_converted_official_model_explained_and_plain_agree(data, capsys, tmp_path):
@@ -273,7 +276,7 @@ def test_lstm_gradient_x_input_with_frozen_spatial_encoder():
     with torch.no_grad():
         frames = model.mer.spatial_encoder(pixels[0]).last_hidden_state[:, 0].unsqueeze(0)
     frames.requires_grad_(True)
-    pooled, _ = model.mer.aggregator(frames, None)
+    pooled = model.mer.aggregator(frames, None).pooled
     (grad,) = torch.autograd.grad(model.classifier(pooled)[0, 1], frames)
     scores = (grad * frames)[0].norm(dim=-1).detach()
     np.testing.assert_allclose(result.temporal, (scores / scores.sum()).numpy(), rtol=1e-4)
@@ -367,7 +370,7 @@ BAD_CASES = {
     "folder without config": (["{mp4}", "--model", "{root}/noconfig"], "no model config"),
     "missing model folder": (["{mp4}", "--model", "{root}/nomodel"], "no such model folder"),
     "config without weights": (["{mp4}", "--model", "{root}/noweights"], "cannot load the model"),
-    "processor with more frames than the model": (["{mp4}", "--model", "{root}/toomanyframes"], "covers num_frames=8"),
+    "processor with more frames than the model": (["{mp4}", "--model", "{root}/toomanyframes"], "num_frames 9 (the model's config: 8)"),
     "onset outside video": (["{mp4}", "--onset", "30"], "onset=30 is not a frame of the clip"),
     "offset outside video": (["{mp4}", "--offset", "-1"], "offset=-1 is not a frame of the clip"),
     "apex outside onset..offset": (["{mp4}", "--onset", "2", "--apex", "22", "--offset", "20"], "apex=22"),

@@ -57,3 +57,30 @@ def test_pipeline_on_a_video_file_samples_across_the_whole_clip(model_dir, tmp_p
     torch.testing.assert_close(
         annotated["pixel_values"], processor(str(video), onset=4, apex=12, offset=20)["pixel_values"]
     )
+
+
+def test_clip_geometry_is_checked_in_one_place_with_one_message(model_dir):
+    """The config owns num_frames/image_size/patch_size; the pipeline, mer-predict and training all call
+    check_processor_geometry, so a disagreeing processor fails the same way everywhere."""
+    from modeling_mer.configuration_mer import check_processor_geometry
+
+    config = MERConfig.from_pretrained(model_dir)
+    check_processor_geometry(config, MERImageProcessor.for_config(config, crop="none"))  # built from it: agrees
+    wrong = MERImageProcessor(image_size=48, num_frames=4, crop="none")
+    expected = (
+        "processor geometry does not match the model: num_frames 4 (the model's config: 8); image_size 48 (the "
+        "model's config: 32). The config owns num_frames=8, image_size=32, patch_size=8: use the processor saved "
+        "with the model or MERImageProcessor.for_config(config, ...)"
+    )
+    with pytest.raises(ValueError) as direct:
+        check_processor_geometry(config, wrong)
+    assert str(direct.value) == expected
+    with pytest.raises(ValueError) as piped:
+        pipeline("video-classification", model=str(model_dir), image_processor=wrong)
+    assert str(piped.value) == expected
+    with pytest.raises(ValueError) as built:
+        MERImageProcessor.for_config(config, image_size=48, num_frames=4)
+    assert str(built.value) == expected
+    config.vision_config.image_size = 36  # a config edited after construction (not a multiple of the patch)
+    with pytest.raises(ValueError, match="the config's image_size 36 is not a multiple of its patch_size 8"):
+        check_processor_geometry(config, MERImageProcessor(image_size=36, num_frames=8, crop="none"))

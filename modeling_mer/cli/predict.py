@@ -33,13 +33,13 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from transformers import PreTrainedConfig
 from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
 from ..face_crop import CROPS, crop_resize
+from ..configuration_mer import MERConfig, json_kind
 from ..modeling_mer import MERForVideoClassification
-from ..processing_mer import MERImageProcessor
+from ..processing_mer import MERImageProcessor, check_processor_geometry
 from ..video_io import Clip, decode_from, decode_until, load_clip
 from .explain import Explanation, explain, heat_on_face, save_figure
 
@@ -106,7 +106,7 @@ def load_model(model_id: str, explainable: bool = False, device: str = "cpu") ->
     """
     _check_model_location(model_id)
     try:
-        config_dict, _ = PreTrainedConfig.get_config_dict(model_id)
+        config_dict, _ = MERConfig.get_config_dict(model_id)  # any model type; a non-object JSON is refused
     except (OSError, ValueError) as err:
         if not Path(model_id).expanduser().exists():  # neither a folder here nor a model the Hub gave
             raise PredictError(
@@ -173,7 +173,7 @@ def load_processor(model_id: str, model: MERForVideoClassification, overrides: d
         raise PredictError(f"--model {model_id}: cannot look for {PROCESSOR_FILE}: {err}") from None
     try:
         if saved is None:
-            processor = MERImageProcessor(image_size=config.image_size, num_frames=config.num_frames, **overrides)
+            processor = MERImageProcessor.for_config(config, **overrides)
             note(
                 f"{model_id} has no saved processor ({PROCESSOR_FILE}); using the default MERImageProcessor for "
                 f"its config (image_size={config.image_size}, num_frames={config.num_frames}, "
@@ -181,6 +181,12 @@ def load_processor(model_id: str, model: MERForVideoClassification, overrides: d
             )
             source = "default"
         else:
+            try:
+                raw = json.loads(Path(saved).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise PredictError(f"{saved} is unreadable ({_one_line(err)})") from None
+            if not isinstance(raw, dict):  # valid JSON of another shape (a list, a number, null...)
+                raise PredictError(f"{saved} holds a JSON {json_kind(raw)}, not an object of settings")
             settings, _ = MERImageProcessor.get_image_processor_dict(model_id)
             kind = settings.get("image_processor_type", "MERImageProcessor")
             if kind != "MERImageProcessor":
@@ -189,16 +195,6 @@ def load_processor(model_id: str, model: MERForVideoClassification, overrides: d
             source = "saved"
     except (TypeError, ValueError) as err:
         raise PredictError(f"processor settings: {err}") from None
-    if config.aggregation == "transformer" and processor.num_frames > config.num_frames:
-        raise PredictError(
-            f"the processor samples {processor.num_frames} frames but the model's temporal transformer covers "
-            f"num_frames={config.num_frames}"
-        )
-    if processor.image_size != config.image_size:
-        note(
-            f"processor image_size {processor.image_size} differs from the model's {config.image_size}: "
-            "interpolating the ViT position embeddings"
-        )
     return processor, source
 
 
@@ -218,20 +214,20 @@ def predict(
     explain_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """One clip -> label, probability per class, the frames used, the apex; optionally the figure."""
+    check_processor_geometry(model.config, processor)
     clip = video if isinstance(video, Clip) else load_clip(
         video, last_frame=decode_until(onset, offset), first_frame=decode_from(onset, offset)
     )
     result = processor.compute_flow(clip, onset=onset, apex=apex, offset=offset)
     pixel_values = processor.encode_flow(torch.from_numpy(result["flow"])).unsqueeze(0)
     pixel_values = pixel_values.to(device=model.device, dtype=model.dtype)
-    interpolate = True if processor.image_size != model.config.image_size else None
     explanation = None
     if explain_path is not None:
-        explanation = explain(model, pixel_values, interpolate_pos_encoding=interpolate)
+        explanation = explain(model, pixel_values)
         logits = torch.from_numpy(explanation.logits)
     else:
         with torch.no_grad():
-            logits = model(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits[0]
+            logits = model(pixel_values=pixel_values).logits[0]
     if not torch.isfinite(logits).all():
         raise PredictError(
             f"the model {model.name_or_path or ''} produced non-finite scores (NaN/Inf) for {clip.source}: "
