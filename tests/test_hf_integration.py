@@ -336,6 +336,42 @@ def test_remote_processor_without_opencv_names_the_packages(tmp_path):
     assert 'pip install "opencv-contrib-python-headless>=4.8" av' in proc.stdout
 
 
+REMOTE_MODEL_WITHOUT_THE_PACKAGE = """
+import sys
+from transformers import AutoModelForVideoClassification
+
+
+class Block:  # only the saved folder's code, as where modeling_mer is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modeling_mer", "dataset_scripts"):
+            raise ModuleNotFoundError("No module named " + repr(name), name=name)
+
+
+sys.meta_path.insert(0, Block())
+model = AutoModelForVideoClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
+model.save_pretrained(sys.argv[2])
+print("SAVED", type(model).__module__)
+try:
+    model.model_card("x")
+except ImportError as err:
+    print("NO CARD", err)
+"""
+
+
+@pytest.mark.slow
+def test_a_remote_code_copy_saves_without_the_publishing_code(tmp_path):
+    """The card hook is all the shipped files carry: without the package, a copy saves with no card and no error."""
+    model_dir = saved_model(tmp_path / "model", train_datasets=["synthetic"])
+    assert "card_mer.py" not in {p.name for p in model_dir.iterdir()}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    proc = subprocess.run([sys.executable, "-c", REMOTE_MODEL_WITHOUT_THE_PACKAGE, str(model_dir), str(tmp_path / "again")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "SAVED transformers_modules." in proc.stdout and "NO CARD" in proc.stdout and "pip install modeling-mer" in proc.stdout
+    assert (tmp_path / "again" / "config.json").exists() and not (tmp_path / "again" / "README.md").exists()
+
+
 def test_registration_is_the_installed_package_only():
     """The exported copy of configuration_mer keeps `custom_pipelines`; the installed one drops it on load."""
     from modeling_mer import configuration_mer
