@@ -31,10 +31,6 @@ from .run_outputs import write_skips
 from .run_setup import PROCESSOR_OPTIONS, ModelChoice, base_config, build_model, build_processor, is_preset
 from .tasks import Task, TaskData
 
-CARD_PROCESSOR_OPTIONS = ("input_mode", "flow", "encoding", "crop", "align", "uv_scale", "flow_size", "head_motion",
-                          "motion_unit")
-
-
 def model_choice(run: RunConfig) -> ModelChoice:
     return ModelChoice(run.model, run.pretrained_spatial, run.num_frames, run.aggregation, run.dropout,
                        run.image_size, freeze_spatial=True if run.freeze_spatial else None)
@@ -197,7 +193,8 @@ class RecognitionTask(Task):
     def card_run(self, run: RunConfig, data: TaskData) -> dict[str, Any]:
         config, processor = data.config, data.processor
         return {"aggregation": config.aggregation, "num_frames": config.num_frames, "image_size": config.image_size,
-                "augment": not run.no_augment, **{k: getattr(processor, k) for k in CARD_PROCESSOR_OPTIONS}}
+                "augment": not run.no_augment,
+                **{k: getattr(processor, k) for k in type(processor).option_names}}  # the processor's one list
 
 
 def synthetic_options(run: RunConfig) -> dict[str, Any]:
