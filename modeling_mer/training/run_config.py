@@ -442,9 +442,13 @@ def saved_model_config(model: str) -> dict[str, Any] | None:
     if model in PRESET_PATCH_SIZES or not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except ValueError as err:
         raise ValueError(f"--model {model}: {path} is unreadable ({err})") from None
+    if not isinstance(config, dict):  # a list, a number...: valid JSON, not a config
+        kind = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(type(config).__name__, "null")
+        raise ValueError(f"--model {model}: {path} holds a JSON {kind}, not an object of config fields")
+    return config
 
 
 def _check_geometry(run: RunConfig) -> None:
