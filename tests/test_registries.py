@@ -17,7 +17,7 @@ import pytest
 import dataset_scripts
 from dataset_scripts import load_mer_dataset
 from dataset_scripts.common import mer_features
-from dataset_scripts.registry import DATASETS, DatasetSpec, register_dataset
+from dataset_scripts.registry import DATASETS, DatasetSpec, dataset_names, help_text, register_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,8 @@ def test_a_registered_dataset_is_listed_loads_and_reaches_the_cards(tmp_path, ti
         for i in range(3):
             cv2.imwrite(str(tmp_path / "data" / subject / f"{i}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
     assert "tiny_clips" in dataset_scripts.DATASET_NAMES and dataset_scripts.DATASET_NAMES[-1] == "tiny_clips"
+    assert "tiny_clips" in dataset_names("clips") and "tiny_clips" not in dataset_names("long")
+    assert "tiny_clips: Tiny clips (a test's own set)" in help_text()  # --help and docs: one line per dataset
     ds = load_mer_dataset("tiny_clips", data_dir=tmp_path / "data", cache_dir=str(tmp_path / "cache"))
     assert ds["subject"] == ["s1", "s2"] and ds.features["label"].names == ["smile"] and len(ds[0]["frames"]) == 3
     with pytest.raises(ValueError, match="unknown option.*tiny_clips"):
