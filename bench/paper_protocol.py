@@ -15,7 +15,7 @@ Two phases, each in a fresh process (its peak resident memory is its own):
    * the set built and its flow computed, for real (timed);
    * the uncached path, in the same process: `train_one_epoch` with the ViT run on every frame, on
      `--uncached_clips` training clips of fold 0 after a 2-clip warm-up: seconds per clip;
-   * the cached path's training: `train.train_and_predict` for fold 0, all 40 epochs with its checkpoints
+   * the cached path's training: the runner's `train_fold` for fold 0, all 40 epochs with its checkpoints
      and predictions, on a store of the right shape (234 x 11 x 768, plain and mirrored) filled with
      random values: the head's cost does not depend on the values.
 
@@ -123,50 +123,48 @@ def phase_full(opts: argparse.Namespace, workdir: Path) -> dict:
     import datasets
     import numpy as np
     import torch
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+    from accelerate.utils import set_seed
 
-    import train
-    from modeling_mer.training.clips import ArrowClips, ClipTable
+    from modeling_mer.training.clips import ClipTable
     from modeling_mer.training.features import EMBEDDINGS, MIRRORED
-    from modeling_mer.training.loop import class_weights, make_loader, train_one_epoch
+    from modeling_mer.training.loop import train_one_epoch
     from modeling_mer.training.protocols import make_folds
-    from modeling_mer.training.run_setup import build_model, make_optimizer, make_scheduler
+    from modeling_mer.training.recognition import RecognitionTask
+    from modeling_mer.training.run_config import parse
+    from modeling_mer.training.run_setup import make_optimizer, make_scheduler
+    from modeling_mer.training.runner import Runner, optimizer_settings
     from modeling_mer.training.selection import EpochSelection
+    from modeling_mer.training.tasks import TaskData
 
-    argv = protocol_argv(opts, opts.subjects, workdir, "full")
-    args = train.parse_args(argv)
-    accelerator = Accelerator(
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        project_config=ProjectConfiguration(project_dir=str(workdir / "full" / "checkpoints" / "loso"),
-                                            automatic_checkpoint_naming=True, total_limit=2),
-        step_scheduler_with_optimizer=False,
-    )
+    # train.py's own configuration and runner; the flow alone first (the store is measured in phase small)
+    run = parse([*protocol_argv(opts, opts.subjects, workdir, "full"), "--no_feature_store", "--report_to", "none"])
+    task = RecognitionTask()
+    runner = Runner.start(run, task)
+    accelerator = runner.accelerator
     out: dict = {"load_average_1m": {"start": load()}}
 
     # 1. the set and its flow, for real
     started = time.perf_counter()
-    data, meta, label_names, config, processor = train.load_flow_data(args, accelerator)
+    data = task.prepare(run, accelerator)
     out["build_and_flow_seconds"] = round(time.perf_counter() - started, 1)
-    labels = torch.tensor(meta["label"].to_numpy(), dtype=torch.long)
+    meta, config = data.meta, data.config
     folds = make_folds("loso", meta["subject"].tolist(), meta["dataset"].tolist())
     fold = folds[0]
     out.update(clips=len(meta), folds=len(folds), fold0_train_clips=len(fold.train), fold0_test_clips=len(fold.test),
                num_frames=config.num_frames, image_size=config.image_size)
 
     # 2. the uncached path: the frozen ViT on every frame of every training clip, in train_one_epoch
-    set_seed(args.seed)
-    model = build_model(train.model_choice(args), config, frozen_encoder_seed=args.seed)
-    optimizer = make_optimizer(train.optimizer_settings(args), model)
+    set_seed(run.seed)
+    model = task.build_model(run, data, run.seed)
+    optimizer = make_optimizer(optimizer_settings(run), model)
     model, optimizer = accelerator.prepare(model, optimizer)  # mixed precision as train.py runs it
-    weights = class_weights(labels[fold.train].tolist(), config.num_labels)
+    task.begin_fold(run, data, fold.train, run.seed)  # the fold's class weights, flips on
 
     def uncached_seconds(rows: list[int]) -> float:
-        loader = make_loader(ArrowClips(data, labels, rows), args.batch_size, shuffle=True, seed=args.seed)
-        scheduler = make_scheduler(train.optimizer_settings(args), optimizer, opts.epochs, len(loader))
+        loader = task.make_loader(run, data, rows, True, run.seed)
+        scheduler = make_scheduler(optimizer_settings(run), optimizer, opts.epochs, len(loader))
         begun = time.perf_counter()
-        train_one_epoch(accelerator, model, loader, optimizer, scheduler, processor, weights, True, args.seed, 0,
-                        len(labels))
+        train_one_epoch(accelerator, model, loader, optimizer, scheduler, lambda m, batch: task.loss(m, batch, data, 0))
         return time.perf_counter() - begun
 
     uncached_seconds(fold.train[:2])  # warm-up
@@ -197,12 +195,12 @@ def phase_full(opts: argparse.Namespace, workdir: Path) -> dict:
     store.save_to_disk(str(workdir / "random_store"))
     store = datasets.load_from_disk(str(workdir / "random_store"))
     selection = EpochSelection.from_options(opts.epochs, 0, False)
+    stored = TaskData(meta, config, data.processor, ClipTable(store, (EMBEDDINGS, MIRRORED)), data.info)
     begun = time.perf_counter()
-    train.train_and_predict(accelerator, args, config, processor, ClipTable(store, (EMBEDDINGS, MIRRORED)), labels,
-                            fold, fold.index, {"epochs": 0}, selection)
+    runner.train_fold(stored, fold, fold.index, selection)
     fold_seconds = time.perf_counter() - begun
     out["cached_fold0"] = {
-        "measured": f"train.train_and_predict, fold 0, {opts.epochs} epochs on stored embeddings (random values of "
+        "measured": f"Runner.train_fold (train.py's), fold 0, {opts.epochs} epochs on stored embeddings (random values of "
                     "the store's shape), a checkpoint every epoch, then the held-out predictions",
         "seconds": round(fold_seconds, 1),
         "epoch_seconds": round(fold_seconds / opts.epochs, 2),
