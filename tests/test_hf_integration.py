@@ -21,13 +21,13 @@ from huggingface_hub import HfApi, ModelCard
 from PIL import Image
 
 import modeling_mer
+from dataset_scripts.registry import DATASETS
 from modeling_mer import (
     MERConfig,
     MERForVideoClassification,
     MERImageProcessor,
     MERVideoClassificationPipeline,
 )
-from dataset_scripts.registry import DATASETS
 from modeling_mer.evaluation.card_mer import PROCESSOR_REQUIREMENTS, RESEARCH_ONLY_LICENSE, SLSTT_CITATION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,7 +244,7 @@ def test_card_metadata_follows_the_hub_rules_offline(tmp_path):
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     from dataset_scripts.registry import DatasetSpec, register_dataset
-    from modeling_mer.evaluation.hub_card import render_card, recognition_results
+    from modeling_mer.evaluation.hub_card import recognition_results, render_card
 
     metrics = {"dataset": "synthetic", "protocol": "loso", "protocol_description": "leave-one-subject-out",
                "uf1": 0.75, "uar": 0.5, "accuracy": 0.5, "num_samples": 10, "num_folds": 3, "optimistic": True,
