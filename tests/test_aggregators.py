@@ -90,3 +90,16 @@ def test_the_official_key_layout_is_kept():
     }  # fmt: skip
     keys = MERForVideoClassification(MERConfig.from_preset("tiny", aggregation="mean")).state_dict().keys()
     assert not any(k.startswith("mer.aggregator.") for k in keys)
+
+
+def test_a_registered_aggregator_is_explained_by_gradient_x_input(registered_max):
+    from modeling_mer.cli.explain import explain
+
+    torch.manual_seed(0)
+    config = MERConfig.from_preset("tiny", labels=LABELS, aggregation="max", num_frames=4)
+    config._attn_implementation = "eager"
+    model = MERForVideoClassification(config).eval()
+    result = explain(model, torch.randn(1, 4, 3, 32, 32), target=1)
+    assert result.temporal_method == "gradient x input norm per frame"
+    assert result.temporal.shape == (4,) and abs(float(result.temporal.sum()) - 1) < 1e-5
+    assert result.spatial.shape == (4, 4, 4)

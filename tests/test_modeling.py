@@ -20,11 +20,12 @@ from transformers import (
 )
 
 from modeling_mer import MERConfig, MERForVideoClassification, MERModel
+from modeling_mer.aggregators import AGGREGATORS
 from modeling_mer.configuration_mer import PRESETS
 from modeling_mer.modeling_mer import LinearPatchProjection
 
 LABELS = ["negative", "positive", "surprise"]
-AGGREGATIONS = ["transformer", "lstm", "mean"]
+AGGREGATIONS = list(AGGREGATORS)  # the registered ones: transformer, lstm, mean
 
 
 def tiny(aggregation: str = "transformer", **overrides) -> MERConfig:

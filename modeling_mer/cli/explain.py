@@ -10,7 +10,8 @@ Temporal: how much each sampled frame fed the clip embedding.
     transformer aggregator -> the same rollout through the temporal layers, row of the clip token;
     lstm aggregator        -> gradient x input at the frame embeddings (the LSTM's inputs), L2 norm
                               per frame, for the predicted class: a recurrent net has no attention;
-    mean aggregator        -> uniform: the clip embedding is exactly the average of the frames.
+    mean aggregator        -> uniform: the clip embedding is exactly the average of the frames;
+    any other registered aggregator -> gradient x input, as the lstm.
 Each `Explanation` carries the name of the method that produced its temporal weights.
 """
 
@@ -128,11 +129,12 @@ def explain(
         )
     aggregation = config.aggregation
     capture = _CaptureInputs()
-    handle = model.mer.aggregator.register_forward_pre_hook(capture) if aggregation == "lstm" else None
+    gradient = aggregation not in ("transformer", "mean")  # the lstm, and any aggregator registered later
+    handle = model.mer.aggregator.register_forward_pre_hook(capture) if gradient else None
     was_training = model.training
     model.eval()
     try:
-        with torch.set_grad_enabled(aggregation == "lstm"):
+        with torch.set_grad_enabled(gradient):
             outputs = model(
                 pixel_values=pixel_values,
                 output_attentions=True,
@@ -153,7 +155,7 @@ def explain(
         target=target,
         spatial=spatial.detach().cpu().numpy(),
         temporal=temporal.detach().cpu().numpy(),
-        temporal_method=TEMPORAL_METHODS[aggregation],
+        temporal_method=TEMPORAL_METHODS.get(aggregation, TEMPORAL_METHODS["lstm"]),
     )
 
 
