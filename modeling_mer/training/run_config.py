@@ -218,9 +218,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _dataset_choices() -> tuple[str, ...]:
-    import dataset_scripts  # its package imports neither datasets nor torch
+    from dataset_scripts.registry import DATASETS  # imports neither datasets nor torch
 
-    return tuple(dataset_scripts.DATASET_NAMES)
+    return tuple(DATASETS)
+
+
+def _spec(dataset: str) -> Any:
+    from dataset_scripts.registry import get_dataset
+
+    return get_dataset(dataset)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -367,8 +373,8 @@ def apply_defaults(run: RunConfig) -> None:
 
         x, y, side = face_box("casme2")  # where the generator keeps the face: the benchmark tests motion, not detectors
         run.crop = [x, y, side, side]
-    elif run.crop is None:
-        run.crop = "none" if run.dataset == "synthetic" else "dlib"
+    elif run.crop is None:  # a generated set is rendered cropped; a recording needs the face found
+        run.crop = "none" if not _spec(run.dataset).needs_data_dir else "dlib"
     run.report_to = resolve_report_to(run.report_to)
 
 
@@ -379,8 +385,8 @@ def _fill(run: RunConfig, defaults: dict[str, Any]) -> None:
 
 
 def _several(dataset: str) -> bool:
-    """Whether the dataset mixes several datasets (its subjects are keyed dataset/subject)."""
-    return dataset == "composite"
+    """Whether the dataset mixes several datasets (a composite: its subjects are keyed dataset/subject)."""
+    return bool(_spec(dataset).parts)
 
 
 def check_rules(run: RunConfig) -> None:
@@ -404,17 +410,18 @@ def check_rules(run: RunConfig) -> None:
 
 
 def _check_data_dir(run: RunConfig) -> None:
-    if run.dataset == "synthetic" and run.data_dir:
-        raise ValueError("--data_dir: the synthetic set is generated, it takes no folder")
-    if run.dataset == "composite":
+    """--data_dir as the dataset's registry entry wants it: none (generated), NAME=DIR per part, or one folder."""
+    spec = _spec(run.dataset)
+    if not spec.needs_data_dir:
+        if run.data_dir:
+            raise ValueError(f"--data_dir: the {run.dataset} set is generated, it takes no folder")
+    elif spec.parts:
         if isinstance(run.data_dir, dict):
             return
         if not run.data_dir or any("=" not in d for d in run.data_dir):
-            raise ValueError("--data_dir: the composite needs casme2=DIR samm=DIR smic=DIR")
+            raise ValueError(f"--data_dir: the {run.dataset} needs {' '.join(f'{part}=DIR' for part in spec.parts)}")
         run.data_dir = dict(d.split("=", 1) for d in run.data_dir)
-    elif run.dataset != "synthetic":
-        if isinstance(run.data_dir, str):
-            return
+    elif not isinstance(run.data_dir, str):
         if not run.data_dir or len(run.data_dir) != 1:
             raise ValueError(f"--data_dir: {run.dataset} needs exactly one folder (the licensed copy you unpacked)")
         run.data_dir = run.data_dir[0]
@@ -463,15 +470,16 @@ def _check_geometry(run: RunConfig) -> None:
 
 def evaluated_datasets(run: RunConfig) -> set[str]:
     """The datasets whose clips a run tests (a composite's parts included)."""
-    names = set(run.test_on or [run.dataset])
-    return names | ({"casme2", "samm", "smic"} if "composite" in names else set())
+    from dataset_scripts.registry import expand_parts
+
+    return set(expand_parts(run.test_on or [run.dataset]))
 
 
 def overlap(train_datasets: list[str] | None, run: RunConfig) -> list[str]:
     """Datasets both in a starting model's training data and in what this run evaluates."""
-    trained = set(train_datasets or [])
-    trained |= {"casme2", "samm", "smic"} if "composite" in trained else set()
-    return sorted(trained & evaluated_datasets(run))
+    from dataset_scripts.registry import expand_parts
+
+    return sorted(set(expand_parts(list(train_datasets or []))) & evaluated_datasets(run))
 
 
 def check_overlap(run: RunConfig, train_datasets: list[str] | None = None) -> list[str]:

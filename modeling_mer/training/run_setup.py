@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
-from ..configuration_mer import PRESETS, MERConfig
+from ..configuration_mer import PRESETS, MERConfig, check_processor_geometry
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
 from .features import seeded_frozen_encoder
@@ -83,13 +83,17 @@ def base_config(choice: ModelChoice, label_names: list[str]) -> MERConfig:
 
 
 def build_processor(model: str, config: MERConfig, options: dict[str, Any]) -> MERImageProcessor:
-    """Processor settings: a saved model's own processor if it has one, then `options` (None: unset)."""
+    """Processor settings: a saved model's own processor if it has one, then `options` (None: unset). The
+    clip geometry is the config's (`MERImageProcessor.for_config`), checked by the one geometry check."""
     saved = Path(model) / "preprocessor_config.json"
     kwargs = {k: v for k, v in options.items() if v is not None}
-    kwargs.update(image_size=config.image_size, num_frames=config.num_frames)
     if not is_preset(model) and saved.exists():
-        return MERImageProcessor.from_pretrained(model, **kwargs)
-    return MERImageProcessor(**kwargs)
+        processor = MERImageProcessor.from_pretrained(
+            model, **kwargs, image_size=config.image_size, num_frames=config.num_frames
+        )
+        check_processor_geometry(config, processor)
+        return processor
+    return MERImageProcessor.for_config(config, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
