@@ -26,13 +26,14 @@ The Hub is reached through `HubClient` (huggingface_hub's `create_repo`, `upload
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,12 @@ class HubSync:
             self._final = (list(allow_patterns), list(ignore_patterns), commit_message)
             self._start()
             self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def one_commit(self) -> Iterator[None]:
+        """Saves made inside go up together: the upload thread waits until the block ends."""
+        with self._cond:
+            yield
 
     def close(self, timeout: float | None = None) -> list[str]:
         """Wait for every pending upload (retrying failures); returns the commits made. Raises HubSyncError
@@ -428,15 +435,16 @@ def push_run(
     client = client or HubClient()
     client.create_repo(repo_id, private=private)
     sync = HubSync(output_dir, repo_id, strategy, client=client, report=report, retry_after=0.5)
-    for path in sorted(output_dir.glob(FOLD_PATTERN)):
-        sync.saved_file(path)
-    if strategy == "checkpoint":
-        for checkpoint in latest_checkpoints(output_dir):
-            sync.saved_checkpoint(checkpoint)
-    if finished:
-        sync.push_final(final_files)
-    elif strategy == "checkpoint" and sync._pending is None:
-        raise HubSyncError(f"--push_only {output_dir}: nothing to push yet (no fold file or checkpoint)")
+    with sync.one_commit():  # the run's files as one commit, then the final files
+        for path in sorted(output_dir.glob(FOLD_PATTERN)):
+            sync.saved_file(path)
+        if strategy == "checkpoint":
+            for checkpoint in latest_checkpoints(output_dir):
+                sync.saved_checkpoint(checkpoint)
+        if finished:
+            sync.push_final(final_files)
+        elif strategy == "checkpoint" and sync._pending is None:
+            raise HubSyncError(f"--push_only {output_dir}: nothing to push yet (no fold file or checkpoint)")
     return sync.close()
 
 
