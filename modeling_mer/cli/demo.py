@@ -599,7 +599,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        print(f"loading {args.model} ...", file=sys.stderr)
         analyser = Analyser(args.model, args.spotter, args.device, args.max_seconds, args.max_frames, _overrides(args))
     except (ValueError, OSError, ImportError) as err:  # DemoError, PredictError, the processor's, I/O
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
