@@ -128,6 +128,9 @@ def load_mer_dataset(
         if split is not None and split != "train":
             raise ValueError(f"split={split!r}: slices need streaming=False (stream 'train' and use .take(n))")
         return builder.as_streaming_dataset(split=split)
+    from ._cache import repair_builder_cache
+
+    repair_builder_cache(builder)  # a cut or emptied Arrow file in the cache: named, removed, built again
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as exc:

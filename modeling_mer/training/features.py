@@ -34,6 +34,8 @@ import torch
 from datasets.fingerprint import Hasher
 from torch import nn
 
+from dataset_scripts._cache import discard_damaged_map_cache
+
 from ..configuration_mer import MERConfig
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor
@@ -146,6 +148,7 @@ def frame_embedding_store(
     fingerprint = store_fingerprint(data, model, processor, mirrored, autocast_dtype)
     path = store_directory(data, cache_dir) / f"frame-embeddings-{fingerprint}.arrow"
     path.parent.mkdir(parents=True, exist_ok=True)
+    discard_damaged_map_cache(path, len(data), "frame-embedding store")  # cut or emptied: computed again
     reused = path.exists()
     t = processor.num_frames
     width = model.config.vision_config.hidden_size

@@ -22,6 +22,7 @@ import numpy as np
 from datasets.fingerprint import Hasher
 
 from dataset_scripts import BadClip, record_skips, skipped_clips
+from dataset_scripts._cache import discard_damaged_map_cache
 
 from ..processing_mer import MERImageProcessor
 
@@ -141,6 +142,9 @@ def preprocess_dataset(
     features = output_features(dataset, processor)
     if skip:
         features[ERROR_COLUMN] = datasets.Value("string")
+    if load_from_cache_file and (cache_file_name or dataset.cache_files):  # a damaged cached table is computed again
+        target = cache_file_name or dataset._get_cache_file_path(fingerprint)
+        discard_damaged_map_cache(target, len(dataset), "flow table")
     try:
         mapped = dataset.map(
             _process_clip,
