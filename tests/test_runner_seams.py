@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import train
 from modeling_mer.training import recognition
 from modeling_mer.training.protocols import PROTOCOLS, Fold, Protocol, register_protocol
+from modeling_mer.training.runner import Runner
 from modeling_mer.training.tasks import TASKS, Task, TaskData
 
 
@@ -150,11 +151,17 @@ def toy_task(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_second_task_runs_loso_end_to_end_through_the_runner(tmp_path, toy_task, capsys):
+def test_a_second_task_runs_loso_end_to_end_through_the_runner(tmp_path, toy_task, capsys, monkeypatch):
     assert "toy_regression" in next(a.choices for a in train.build_parser()._actions if a.dest == "task")
     args = ["--task", "toy_regression", "--epochs", "12", "--lr", "0.3", "--seed", "1"]
     out = tmp_path / "toy"
+    saved = []  # the runner's on_saved listeners hear of every checkpoint and fold file once visible
+    start = Runner.start.__func__
+    monkeypatch.setattr(Runner, "start", classmethod(
+        lambda cls, *a, **k: (lambda r: r.on_saved.append(lambda kind, path: saved.append((kind, path.exists()))) or r)(
+            start(cls, *a, **k))))
     metrics = train.main([*args, "--output_dir", str(out)])
+    assert saved.count(("fold", True)) == 4 and saved.count(("checkpoint", True)) == 5 * 12 and len(saved) == 64
     assert metrics["num_folds"] == 4 and metrics["num_samples"] == 32 and metrics["protocol"] == "loso"
     baseline = float(np.abs(pd.read_csv(out / "predictions.csv")["target"]).mean())  # predicting 0
     assert metrics["mae"] < 0.5 * baseline  # it learned: the runner trained the task's model on its loss

@@ -20,6 +20,7 @@ killed run stopped; finished folds and the final model are `run_outputs`'.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ class Runner:
     selection: EpochSelection
     epochs_done: int = 0  # this invocation's epochs, for --stop_after
     info: dict[str, Any] = field(default_factory=dict)  # the run's labels for metrics.json
+    # Called on the main process with ("checkpoint" | "fold", path) once a checkpoint or a fold file is
+    # visible (complete): e.g. an uploader that pushes the run state while it trains.
+    on_saved: list[Callable[[str, Path], None]] = field(default_factory=list)
 
     @property
     def output_dir(self) -> Path:
@@ -165,6 +169,7 @@ class Runner:
         frame = with_fold_columns(frame, fold.name, epoch)
         if self.accelerator.is_main_process:
             write_fold(self.output_dir, fold.index, frame)
+            self._saved("fold", fold_file(self.output_dir, fold.index))
         scores = self.task.fold_scores(frame, data)
         tag = fold_tag(fold.name)
         self.tracker.log({f"{tag}/test/{name}": value for name, value in scores.items()})
@@ -209,7 +214,8 @@ class Runner:
             self.tracker.log({f"{prefix}/epoch/train_loss": loss})
             if selection.scores_every_epoch and test_loader is not None:
                 best = self._score_epoch(model, data, fold, selection, epoch, best, loaders, prefix)
-            checkpoints.save(accelerator, {"fold": fold_id, "epoch": epoch, "loss": loss, "best": best})
+            self._saved("checkpoint", checkpoints.save(accelerator, {"fold": fold_id, "epoch": epoch, "loss": loss,
+                                                                     "best": best}))
             self._count_epoch(bar, f"{fold_id} epoch {epoch}")
         bar.close()
         if test_loader is None:
@@ -217,6 +223,11 @@ class Runner:
         if selection.scores_every_epoch and best is not None:
             return model, pd.DataFrame(best["predictions"]), best["epoch"]
         return model, task.predict(accelerator, model, test_loader, data, fold.test), selection.epochs - 1
+
+    def _saved(self, kind: str, path: Path) -> None:
+        if self.accelerator.is_main_process:
+            for listener in self.on_saved:
+                listener(kind, path)
 
     def _resume_point(self, checkpoints: Checkpoints, fold_id: int | str, selection: EpochSelection):
         """(first epoch to train, best epoch so far) from this fold's newest checkpoint, if any."""
