@@ -234,6 +234,16 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
     """train.py's options. Defaults are `RunConfig`'s; None means "decided by `apply_defaults`"."""
     d = {f.name: f.default for f in fields(RunConfig)}
     p = OneLineParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _data_options(p, d)
+    _processor_options(p, d)
+    _model_options(p, d)
+    _training_options(p, d)
+    _run_options(p, d)
+    return p
+
+
+def _data_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The task, the dataset and the protocol."""
     data = p.add_argument_group("data")
     data.add_argument("--task", choices=tuple(TASKS), default=d["task"],
                       help="what is learned: " + ", ".join(TASKS) + " (modeling_mer.training.tasks.TASKS)")
@@ -241,9 +251,9 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
     data.add_argument("--data_dir", nargs="+", default=None,
                       help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
     data.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None, help="; ".join(
-        f"{p.name}: {p.describe(('A',), ('B',))}{' (the default)' if p.default and not p.several_datasets else ''}"
-        f"{' (the default for --dataset composite)' if p.default and p.several_datasets else ''}"
-        for p in PROTOCOLS.values()))
+        f"{proto.name}: {proto.describe(('A',), ('B',))}"
+        f"{'' if not proto.default else ' (the default for --dataset composite)' if proto.several_datasets else ' (the default)'}"
+        for proto in PROTOCOLS.values()))
     data.add_argument("--train_on", nargs="+", default=None, help="--protocol cross: the training datasets")
     data.add_argument("--test_on", nargs="+", default=None, help="--protocol cross: the test datasets")
     data.add_argument("--class_set", default=None, help="which classes: 5class (CASME II, SAMM), 3class or all")
@@ -257,6 +267,10 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
     data.add_argument("--synthetic_mode", choices=("demo", "realistic"), default=None,
                       help="synthetic set: demo (64 px faces, large motion; the default) or realistic (CASME II's "
                            "camera, subjects, classes, timing and motion scale; trains like a real dataset)")
+
+
+def _processor_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """How clips become model inputs (the processor's options)."""
     proc = p.add_argument_group("processor (optical flow)")
     proc.add_argument("--crop", type=crop_value, default=None, metavar="CROP",
                       help=f"{' | '.join(CROP_CHOICES)} | x,y,w,h (default: none for synthetic, else dlib: the official "
@@ -280,6 +294,10 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
     proc.add_argument("--num_frames", type=integer(1), default=None, help="frames per clip (1: a single apex-frame model)")
     proc.add_argument("--image_size", type=integer(1), default=None,
                       help="model input side, a multiple of the patch size (default: the preset's)")
+
+
+def _model_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The architecture, its initialisation and the leakage guard."""
     model = p.add_argument_group("model")
     model.add_argument("--model", type=model_value, default=None,
                        help=f"a preset ({', '.join(PRESET_PATCH_SIZES)}), Hub id or folder (default: tiny for the "
@@ -297,6 +315,10 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
     model.add_argument("--allow_overlap", action="store_true",
                        help="OPTIMISTIC: accept a --model folder trained on the evaluated data (its train_datasets); the "
                             "run is then labelled optimistic everywhere. Without it such a run is refused")
+
+
+def _training_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The recipe of every fold and of the final model."""
     train = p.add_argument_group("training (Trainer spellings accepted: --num_train_epochs, --learning_rate, "
                                  "--per_device_train_batch_size)")
     train.add_argument("--output_dir", default=d["output_dir"])
@@ -322,6 +344,10 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
                             "subjects; 0: a fixed number of epochs. The final model trains for the median chosen epochs")
     train.add_argument("--select_on_test", action="store_true",
                        help="OPTIMISTIC: keep each fold's best epoch by held-out accuracy (official practice), for comparison only")
+
+
+def _run_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """Which part of the run this invocation does, the Hub, experiment tracking."""
     run = p.add_argument_group("run control")
     run.add_argument("--fold", type=integer(0), default=None,
                      help="run only fold K (0-based, subjects sorted); pool later with --aggregate")
@@ -340,7 +366,6 @@ def build_parser(description: str | None = None, prog: str = "train.py") -> argp
                        help="trackers for per-step loss and lr, per-epoch and per-fold figures, the pooled metrics and "
                             "the arguments: tensorboard (files in output_dir/logs), wandb, trackio, all (every one "
                             "installed) or none; default: tensorboard if installed, else none (nothing is sent anywhere)")
-    return p
 
 
 # ---------------------------------------------------------------------------------------------- resolve
