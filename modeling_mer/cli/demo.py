@@ -402,12 +402,23 @@ def build_app(analyser: Analyser, title: str | None = None) -> Any:
     return app
 
 
-def launch(app: Any, host: str | None = None, port: int | None = None, share: bool = False, block: bool = True) -> Any:
-    """Serve `app` (Gradio's own environment variables decide when host/port are None, as on Spaces)."""
-    return app.launch(
-        server_name=host, server_port=port, share=share, prevent_thread_lock=not block, theme=_theme(),
-        show_error=False, ssr_mode=False, footer_links=["api", "gradio"], quiet=not block,
+def launch(
+    app: Any, host: str | None = None, port: int | None = None, share: bool = False, block: bool = True
+) -> Any:
+    """Serve `app` (Gradio's own environment variables decide when host/port are None, as on Spaces);
+    with `block`, say where and wait until interrupted."""
+    app.launch(
+        server_name=host, server_port=port, share=share, prevent_thread_lock=True, theme=_theme(),
+        show_error=False, ssr_mode=False, footer_links=["api", "gradio"], quiet=True,
     )
+    if block:
+        public = f" and {app.share_url} (public: anyone with the link)" if app.share_url else ""
+        print(f"mer-demo: serving on {app.local_url}{public}; Ctrl-C stops", flush=True)
+        try:
+            app.block_thread()  # returns on Ctrl-C, having closed the server
+        except KeyboardInterrupt:
+            app.close()
+    return app
 
 
 def _import_gradio() -> None:
@@ -603,8 +614,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as err:  # DemoError, PredictError, the processor's, I/O
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    app = build_app(analyser, args.title)
-    launch(app, args.host, args.port, args.share, block=True)
+    try:
+        launch(build_app(analyser, args.title), args.host, args.port, args.share, block=True)
+    except KeyboardInterrupt:  # Ctrl-C while Gradio was still starting
+        print("mer-demo: stopped", file=sys.stderr)
+        return 130
     return 0
 
 
