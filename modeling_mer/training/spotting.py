@@ -1,0 +1,417 @@
+"""Spotting in long videos: stored per-frame features, training, honest selection, the training-free
+baseline and the leave-one-subject-out protocol.
+
+    videos -> per-frame motion features, computed once and stored (`FeatureStore`, one .npz per video)
+    for each held-out subject:
+        training side = the other subjects; validation subjects = a quarter of them (at least one)
+        spotter:  train on the rest of the training side; the checkpoint (every `eval_every` steps) and
+                  the per-type thresholds that give the best validation F1 are kept
+        baseline: flow magnitude on the face (head motion removed), SoftNet post-processing with the
+                  per-video relative threshold mean + p (max - mean); p chosen on all training subjects
+        both spot the held-out subject's videos -> prediction rows
+    pool every fold's rows -> MEGC metrics (spotting_metrics), per fold and per dataset
+
+Nothing about the held-out subject chooses a setting unless `select_on_test=True`, which picks the
+checkpoint and thresholds on the held-out videos themselves and is labelled optimistic in the results.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modeling_mer.configuration_spotting import MERSpottingConfig
+from modeling_mer.evaluation.spotting_metrics import TYPES, compute_spotting_metrics, match_video
+from modeling_mer.modeling_spotting import MERForExpressionSpotting
+from modeling_mer.processing_spotting import MERSpottingProcessor, scores_to_intervals
+
+LABEL_OF = {"micro": 1, "macro": 2}
+THRESHOLD_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+
+
+@dataclass
+class SpotVideo:
+    """One long video's stored features and annotations; frame numbers are the dataset's (sheet) numbers."""
+
+    dataset: str
+    subject: str
+    video_id: str
+    fps: float
+    rate: float
+    flow: np.ndarray  # (N, 2, S, S) float16
+    numbers: np.ndarray  # (N,) frame number of each feature frame
+    magnitude: np.ndarray  # (N,)
+    events: list[dict] = field(default_factory=list)
+
+    def labels(self) -> np.ndarray:
+        """(N,) 0 background, 1 micro, 2 macro: the type of the event whose [onset, offset] holds the frame
+        (micro wins where a micro and a macro overlap: it is the rarer, shorter one)."""
+        out = np.zeros(len(self.numbers), dtype=np.int64)
+        for kind in ("macro", "micro"):
+            for e in self.events:
+                if e["type"] == kind:
+                    out[(self.numbers >= e["onset"]) & (self.numbers <= e["offset"])] = LABEL_OF[kind]
+        return out
+
+
+# ------------------------------------------------------------------------------------- feature store
+class FeatureStore:
+    """Per-video features computed once per (processor settings, video) and kept as .npz files."""
+
+    def __init__(self, folder: str | Path | None, processor: MERSpottingProcessor):
+        self.folder = Path(folder) if folder is not None else None
+        self.processor = processor
+        settings = processor.to_dict()
+        for key in ("image_processor_type", "processor_class", "auto_map", "_processor_class"):
+            settings.pop(key, None)
+        self.settings_key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        self.computed = self.reused = 0
+        self.seconds = 0.0
+
+    def video(self, source: Any, fps: float, key: str, numbers: Sequence[int] | None = None, **info: Any) -> SpotVideo:
+        """Features of one video (`source`: frame paths, a video file, or a generated video's frame iterator
+        as a callable returning (index, frame) pairs); `numbers` maps frame indices to sheet numbers."""
+        path = None
+        if self.folder is not None:
+            digest = hashlib.sha1(f"{self.settings_key}|{key}".encode()).hexdigest()[:16]
+            path = self.folder / f"{digest}.npz"
+            if path.is_file():
+                try:
+                    with np.load(path) as stored:
+                        self.reused += 1
+                        return self._video(dict(stored), fps, numbers, **info)
+                except (OSError, ValueError, KeyError):  # a torn file: compute again
+                    path.unlink(missing_ok=True)
+        start = time.perf_counter()
+        if callable(source):
+            feats = list(self.processor.stream_features(source(), fps, where=key))
+            features = {"flow": np.stack([f["flow"] for f in feats]).astype(np.float16),
+                        "frames": np.asarray([f["frame"] for f in feats], np.int64),
+                        "magnitude": np.asarray([f["magnitude"] for f in feats], np.float32)}
+        else:
+            features = self.processor.video_features(source, fps)
+        self.seconds += time.perf_counter() - start
+        self.computed += 1
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, flow=features["flow"], frames=features["frames"], magnitude=features["magnitude"])
+            tmp.replace(path)
+        return self._video(features, fps, numbers, **info)
+
+    def _video(self, features: dict, fps: float, numbers: Sequence[int] | None, **info: Any) -> SpotVideo:
+        frames = np.asarray(features["frames"], dtype=np.int64)
+        mapped = frames if numbers is None else np.asarray(numbers, dtype=np.int64)[frames]
+        return SpotVideo(fps=float(fps), rate=self.processor.rate(fps), flow=np.asarray(features["flow"], np.float16),
+                         numbers=mapped, magnitude=np.asarray(features["magnitude"], np.float32), **info)
+
+
+def videos_from_dataset(rows: Sequence[dict], store: FeatureStore, log: Callable[[str], None] = print) -> list[SpotVideo]:
+    """Long-video examples (CONTRACTS §4: dataset, subject, video_id, fps, frames or video, frame_numbers,
+    events) -> `SpotVideo`s, features from the store."""
+    videos = []
+    for k, row in enumerate(rows):
+        source = row.get("frames") or row.get("video")
+        if not source:
+            raise ValueError(f"long video {row.get('video_id')!r}: neither frames nor video")
+        numbers = row.get("frame_numbers") or None
+        key = f"{row['dataset']}/{row['video_id']}/{row.get('num_frames')}/{source if isinstance(source, str) else source[0]}"
+        events = [{"onset": int(e["onset"]), "offset": int(e["offset"]), "apex": int(e.get("apex", -1)),
+                   "type": e["type"], "emotion": e.get("emotion", "")} for e in row["events"]]
+        videos.append(store.video(source, float(row["fps"]), key, numbers, dataset=row["dataset"],
+                                  subject=str(row["subject"]), video_id=str(row["video_id"]), events=events))
+        if (k + 1) % 10 == 0:
+            log(f"features: {k + 1}/{len(rows)} videos ({store.computed} computed, {store.reused} reused)")
+    return videos
+
+
+# ------------------------------------------------------------------------------------------ training
+def half_widths(videos: Sequence[SpotVideo], default: dict[str, float] | None = None) -> dict[str, float]:
+    """Half the median duration (seconds) of each type in the training annotations (SoftNet's k)."""
+    out = dict(default or {"micro": 0.2, "macro": 0.6})
+    for kind in TYPES:
+        durations = [(e["offset"] - e["onset"] + 1) / v.fps for v in videos for e in v.events if e["type"] == kind]
+        if durations:
+            out[kind] = float(np.median(durations)) / 2
+    return out
+
+
+def _window_batch(videos, labels, window, batch_size, rng, processor, augment=True):
+    images, targets = [], []
+    event_frames = [(vi, np.flatnonzero(lab > 0)) for vi, lab in enumerate(labels)]
+    event_frames = [(vi, idx) for vi, idx in event_frames if idx.size]
+    for _ in range(batch_size):
+        if event_frames and rng.random() < 0.5:  # half the windows hold an expression somewhere
+            vi, idx = event_frames[rng.integers(len(event_frames))]
+            centre = int(rng.choice(idx))
+            n = len(labels[vi])
+            start = int(np.clip(centre - rng.integers(0, window), 0, max(0, n - window)))
+        else:
+            vi = int(rng.integers(len(videos)))
+            n = len(labels[vi])
+            start = int(rng.integers(0, max(1, n - window + 1)))
+        flow = torch.from_numpy(videos[vi].flow[start:start + window].astype(np.float32))
+        lab = torch.from_numpy(labels[vi][start:start + window])
+        if flow.shape[0] < window:  # a video shorter than the window: pad, padding ignored by the loss
+            pad = window - flow.shape[0]
+            flow = torch.cat([flow, flow.new_zeros(pad, *flow.shape[1:])])
+            lab = torch.cat([lab, lab.new_full((pad,), -100)])
+        if augment:
+            if rng.random() < 0.5:  # mirror: flip the image and negate u
+                flow = flow.flip(-1)
+                flow[:, 0] = -flow[:, 0]
+            flow = flow * float(rng.uniform(0.8, 1.25))
+        images.append(processor.encode(flow))
+        targets.append(lab)
+    return torch.stack(images), torch.stack(targets)
+
+
+def class_weights(labels: Sequence[np.ndarray]) -> torch.Tensor:
+    """Inverse square-root frequency of background/micro/macro among the training frames (background 1)."""
+    counts = np.bincount(np.concatenate(labels), minlength=3).astype(np.float64) + 1.0
+    weights = np.sqrt(counts[0] / counts)
+    return torch.tensor(np.minimum(weights, 20.0), dtype=torch.float32)
+
+
+def score_videos(model: MERForExpressionSpotting, processor: MERSpottingProcessor, videos: Sequence[SpotVideo]) -> list[np.ndarray]:
+    """Per-frame probabilities (N, 3) of each video, window by window."""
+    model.eval()
+    return [model.score_video(processor.encode(v.flow.astype(np.float32))) for v in videos]
+
+
+def spot_intervals(probabilities: np.ndarray, video: SpotVideo, config: MERSpottingConfig) -> list[dict]:
+    settings = config.postprocess_settings()
+    scores = {kind: probabilities[:, LABEL_OF[kind]] for kind in TYPES}
+    return scores_to_intervals(scores, video.numbers, video.rate, settings["thresholds"], settings["half_widths"],
+                               settings["smoothing"])
+
+
+def type_counts(intervals_per_video: Sequence[list[dict]], videos: Sequence[SpotVideo], kind: str) -> tuple[int, int, int]:
+    """Pooled TP, FP, FN of one type (the metric's matching)."""
+    tp = fp = fn = 0
+    for intervals, video in zip(intervals_per_video, videos):
+        preds = [r for r in intervals if r["type"] == kind]
+        refs = [e for e in video.events if e["type"] == kind]
+        matched = len(match_video(preds, refs))
+        tp, fp, fn = tp + matched, fp + len(preds) - matched, fn + len(refs) - matched
+    return tp, fp, fn
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def choose_thresholds(probabilities: Sequence[np.ndarray], videos: Sequence[SpotVideo], config: MERSpottingConfig) -> tuple[dict[str, float], float]:
+    """Per type, the threshold of the grid with the best pooled F1 on `videos` (ties: the higher threshold,
+    fewer intervals). Returns the thresholds and the overall F1 they give."""
+    chosen, counts = {}, np.zeros(3)
+    for kind in TYPES:
+        best = (-1.0, 0.0, (0, 0, 0))
+        for threshold in THRESHOLD_GRID:
+            trial = copy.deepcopy(config)
+            setattr(trial, f"{kind}_threshold", float(threshold))
+            intervals = [spot_intervals(p, v, trial) for p, v in zip(probabilities, videos)]
+            c = type_counts(intervals, videos, kind)
+            if (_f1(*c), threshold) >= best[:2]:
+                best = (_f1(*c), float(threshold), c)
+        chosen[kind] = best[1]
+        counts += best[2]
+    return chosen, _f1(*counts)
+
+
+def train_spotter(
+    train_videos: Sequence[SpotVideo],
+    val_videos: Sequence[SpotVideo],
+    config: MERSpottingConfig,
+    processor: MERSpottingProcessor,
+    steps: int = 600,
+    eval_every: int = 100,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[MERForExpressionSpotting, dict[str, Any]]:
+    """Train from scratch on `train_videos`; every `eval_every` steps score `val_videos`, choose thresholds on
+    them, and keep the checkpoint with the best validation F1 (its thresholds go into the config)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    config = copy.deepcopy(config)
+    for kind, value in half_widths(train_videos).items():
+        setattr(config, f"{kind}_half_width", value)
+    model = MERForExpressionSpotting(config)
+    labels = [v.labels() for v in train_videos]
+    weights = class_weights(labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
+    best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "thresholds": None}
+    history = []
+    for step in range(1, steps + 1):
+        model.train()
+        images, targets = _window_batch(train_videos, labels, config.window, batch_size, rng, processor)
+        loss = model(pixel_values=images, labels=targets, class_weights=weights).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % eval_every == 0 or step == steps:
+            probabilities = score_videos(model, processor, val_videos)
+            thresholds, f1 = choose_thresholds(probabilities, val_videos, config)
+            history.append({"step": step, "loss": float(loss.detach()), "val_f1": f1, "thresholds": thresholds})
+            if log:
+                log(f"  step {step}: loss {float(loss.detach()):.3f}, validation F1 {f1:.3f} at thresholds {thresholds}")
+            if f1 > best["f1"]:
+                best = {"f1": f1, "step": step, "state": copy.deepcopy(model.state_dict()), "thresholds": thresholds}
+    model.load_state_dict(best["state"])
+    for kind, value in best["thresholds"].items():
+        setattr(model.config, f"{kind}_threshold", value)
+    model.eval()
+    return model, {"selected_step": best["step"], "validation_f1": best["f1"], "history": history,
+                   "class_weights": weights.tolist()}
+
+
+# ------------------------------------------------------------------------------------------- baseline
+P_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+
+
+def baseline_intervals(video: SpotVideo, p: dict[str, float], widths: dict[str, float], lag: float,
+                       smoothing: float = 0.1) -> list[dict]:
+    """MDMD/SoftNet-style spotting without training: the mean flow magnitude on the face (head motion
+    removed) per frame, smoothed; per type, peaks above mean + p (max - mean) of this video's own curve,
+    at least one interval apart; interval = peak +/- half width, centred on the middle of the flow's lag."""
+    curve = video.magnitude.astype(np.float64)
+    if curve.size == 0:
+        return []
+    rel = (curve - curve.mean()) / max(1e-12, curve.max() - curve.mean())  # threshold mean + p (max - mean) == rel >= p
+    return scores_to_intervals({kind: rel for kind in TYPES}, video.numbers, video.rate, p, widths, smoothing,
+                               shift=-lag / 2)
+
+
+def choose_baseline(videos: Sequence[SpotVideo], widths: dict[str, float], lag: float) -> tuple[dict[str, float], float]:
+    """Per type, the p of the grid with the best pooled F1 on `videos` (the training subjects)."""
+    chosen, counts = {}, np.zeros(3)
+    for kind in TYPES:
+        best = (-1.0, 0.0, (0, 0, 0))
+        for p in P_GRID:
+            intervals = [baseline_intervals(v, {t: float(p) for t in TYPES}, widths, lag) for v in videos]
+            c = type_counts(intervals, videos, kind)
+            if (_f1(*c), p) >= best[:2]:
+                best = (_f1(*c), float(p), c)
+        chosen[kind] = best[1]
+        counts += best[2]
+    return chosen, _f1(*counts)
+
+
+# --------------------------------------------------------------------------------------------- LOSO
+def validation_subjects(subjects: Sequence[str], held_out: str, share: float = 0.25) -> list[str]:
+    """A quarter (at least one) of the training subjects, rotating with the held-out one so that every
+    subject validates some fold."""
+    training = sorted(s for s in set(subjects) if s != held_out)
+    if len(training) < 2:
+        raise ValueError(f"fold {held_out}: {len(training)} training subject(s); LOSO with validation needs >= 3 subjects")
+    count = max(1, int(round(share * len(training))))
+    offset = sorted(set(subjects)).index(held_out) % len(training)
+    rotated = training[offset:] + training[:offset]
+    return sorted(rotated[:count])
+
+
+def prediction_rows(intervals: list[dict], video: SpotVideo, fold: str, method: str) -> list[dict]:
+    return [{"video": video.video_id, "subject": video.subject, "dataset": video.dataset, "onset": r["onset"],
+             "offset": r["offset"], "apex": r["apex"], "type": r["type"], "score": r["score"], "fold": fold,
+             "method": method} for r in intervals]
+
+
+def pooled_metrics(rows: pd.DataFrame, videos: Sequence[SpotVideo], **kwargs: Any) -> dict[str, Any]:
+    """MEGC figures of prediction rows over `videos` (every video counted, with or without predictions)."""
+    by_video = {v.video_id: [] for v in videos}
+    for r in rows.to_dict("records"):
+        by_video[r["video"]].append(r)
+    return compute_spotting_metrics(
+        [by_video[v.video_id] for v in videos], [v.events for v in videos], video_ids=[v.video_id for v in videos],
+        folds=[v.subject for v in videos], dataset_names=[v.dataset for v in videos], **kwargs,
+    )
+
+
+def run_loso(
+    videos: Sequence[SpotVideo],
+    config: MERSpottingConfig,
+    processor: MERSpottingProcessor,
+    methods: Sequence[str] = ("spotter", "baseline"),
+    steps: int = 600,
+    eval_every: int = 100,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    select_on_test: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Leave-one-subject-out spotting. Returns {"predictions": DataFrame (all methods), "metrics": {method:
+    MEGC figures}, "folds": per-fold selection facts}."""
+    subjects = sorted({v.subject for v in videos})
+    rows, folds = [], []
+    for fold_index, held_out in enumerate(subjects):
+        test = [v for v in videos if v.subject == held_out]
+        training = [v for v in videos if v.subject != held_out]
+        val_subjects = validation_subjects([v.subject for v in videos], held_out)
+        fit = [v for v in training if v.subject not in val_subjects]
+        val = [v for v in training if v.subject in val_subjects]
+        fact: dict[str, Any] = {"fold": held_out, "validation_subjects": val_subjects, "test_videos": len(test)}
+        started = time.perf_counter()
+        if "spotter" in methods:
+            model, info = train_spotter(fit, test if select_on_test else val, config, processor, steps, eval_every,
+                                        batch_size, learning_rate, seed + fold_index)
+            probabilities = score_videos(model, processor, test)
+            for p, v in zip(probabilities, test):
+                rows += prediction_rows(spot_intervals(p, v, model.config), v, held_out, "spotter")
+            fact["spotter"] = {k: info[k] for k in ("selected_step", "validation_f1")} | {
+                "thresholds": {k: getattr(model.config, f"{k}_threshold") for k in TYPES},
+                "half_widths": {k: getattr(model.config, f"{k}_half_width") for k in TYPES}}
+        if "baseline" in methods:
+            widths = half_widths(training)
+            p, f1 = choose_baseline(test if select_on_test else training, widths, processor.lag)
+            for v in test:
+                rows += prediction_rows(baseline_intervals(v, p, widths, processor.lag), v, held_out, "baseline")
+            fact["baseline"] = {"p": p, "training_f1": f1, "half_widths": widths}
+        fact["seconds"] = round(time.perf_counter() - started, 1)
+        folds.append(fact)
+        log(f"fold {fold_index + 1}/{len(subjects)} ({held_out}): {fact['seconds']} s")
+    frame = pd.DataFrame(rows, columns=["video", "subject", "dataset", "onset", "offset", "apex", "type", "score",
+                                        "fold", "method"])
+    metrics = {m: pooled_metrics(frame[frame["method"] == m], videos) for m in methods}
+    for m in metrics.values():
+        m["optimistic"] = bool(select_on_test)
+        m["selection"] = "held-out subject (optimistic)" if select_on_test else "validation subjects of the training side"
+    return {"predictions": frame, "metrics": metrics, "folds": folds}
+
+
+def synthetic_videos(subjects: int, videos_per_subject: int, store: FeatureStore, num_frames: int = 900,
+                     fps: float = 30.0, seed: int = 0, **kwargs: Any) -> list[SpotVideo]:
+    """Generated long videos (`spotting_synthetic.make_long_video`) through the feature store."""
+    from modeling_mer.training.spotting_synthetic import make_long_video
+
+    out = []
+    for s in range(subjects):
+        for k in range(videos_per_subject):
+            video = make_long_video(seed * 1000 + s * 50 + k, num_frames=num_frames, fps=fps, **kwargs)
+            key = f"synthetic-long/{seed}/{s}/{k}/{num_frames}/{fps}/{sorted(kwargs.items())}"
+            box = list(video.face_box)
+            processor = store.processor
+            saved = processor.crop
+            processor.crop = box
+            try:
+                out.append(store.video(video.frames, fps, key, dataset="synthetic_long", subject=f"s{s:02d}",
+                                       video_id=f"s{s:02d}_v{k}", events=video.events))
+            finally:
+                processor.crop = saved
+    return out
