@@ -345,3 +345,34 @@ def test_a_killed_runs_staging_is_not_uploaded(tmp_path, hub):
     sync.saved_file(run / "folds" / "fold_000.csv")
     sync.close()
     assert set(hub.files()) == {"run_args.json", "folds/fold_000.csv"}
+
+
+def test_the_runners_listener_and_summary(tmp_path, hub):
+    run = make_run(tmp_path)
+    sync = HubSync.for_run(run, REPO, "checkpoint", report=pytest.fail)
+    assert isinstance(sync.client, hub_sync.HubClient) and not isinstance(sync.client, DryRunClient)
+    sync.on_saved("checkpoint", add_checkpoint(run, 0))
+    sync.on_saved("fold", add_fold(run, 0))
+    sync.close()
+    assert sync.summary().startswith("hub: ") and "commit(s) to someone/mer-run, the last: " in sync.summary()
+    assert hub.files() == local_state(run)
+    lines = []
+    dry = HubSync.for_run(run, REPO, "every_save", dry_run=True, report=lines.append)
+    dry.on_saved("fold", run / "folds" / "fold_000.csv")
+    dry.close()
+    assert dry.summary().endswith("(dry run: nothing was uploaded)") and lines[0].startswith("hub (dry run): would upload 2 file(s)")
+
+
+def test_push_only_without_the_hub_is_one_line(tmp_path, hub, monkeypatch):
+    run = finished_run(tmp_path)
+
+    def offline(*args, **kwargs):
+        raise huggingface_hub.errors.OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled.")
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", offline)
+    with pytest.raises(HubSyncError) as error:
+        push_run(run, REPO, FINAL_FILES, report=pytest.fail)
+    assert str(error.value) == (
+        f"--push_only: cannot reach or create the Hub repo {REPO} (OfflineModeIsEnabled: Cannot reach "
+        "https://huggingface.co: offline mode is enabled.)"
+    )

@@ -191,7 +191,21 @@ class HubSync:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def for_run(cls, output_dir: str | Path, repo_id: str, strategy: str = "end", *, dry_run: bool = False,
+                report: Callable[[str], None] = print) -> HubSync:
+        """The syncer of a training run (`--push_to_hub`, `--hub_strategy`, `--dry_run`)."""
+        client = DryRunClient(report) if dry_run else HubClient()
+        return cls(output_dir, repo_id, strategy, client=client, report=report)
+
     # -------------------------------------------------------------------- called by the training loop
+    def on_saved(self, kind: str, path: str | Path) -> None:
+        """The runner's listener: ("checkpoint" | "fold", path) once that file or folder is complete."""
+        if kind == "checkpoint":
+            self.saved_checkpoint(path)
+        else:
+            self.saved_file(path)
+
     def saved_checkpoint(self, checkpoint: str | Path) -> None:
         """A checkpoint folder became complete (renamed into place). Pushed with `checkpoint` only."""
         if self.strategy != "checkpoint":
@@ -259,6 +273,13 @@ class HubSync:
             f"hub: not uploaded to {self.repo_id}: {'; '.join(left)} ({self.failures[-1] if self.failures else 'no attempt'}); "
             f"the files are in {self.output_dir}: {self.push_later_hint()}"
         )
+
+    def summary(self) -> str:
+        """One line for the end of the run."""
+        dry = " (dry run: nothing was uploaded)" if isinstance(self.client, DryRunClient) else ""
+        if not self.uploaded:
+            return f"hub: nothing to upload to {self.repo_id}{dry}"
+        return f"hub: {len(self.uploaded)} commit(s) to {self.repo_id}, the last: {self.uploaded[-1]}{dry}"
 
     def push_later_hint(self) -> str:
         return (
@@ -433,7 +454,10 @@ def push_run(
             "with --resume, or push its state to resume elsewhere with --hub_strategy checkpoint"
         )
     client = client or HubClient()
-    client.create_repo(repo_id, private=private)
+    try:
+        client.create_repo(repo_id, private=private)
+    except Exception as err:  # offline, no token, no permission: httpx errors are not OSError
+        raise HubSyncError(f"--push_only: cannot reach or create the Hub repo {repo_id} ({_one_line(err)})") from None
     sync = HubSync(output_dir, repo_id, strategy, client=client, report=report, retry_after=0.5)
     with sync.one_commit():  # the run's files as one commit, then the final files
         for path in sorted(output_dir.glob(FOLD_PATTERN)):
