@@ -1,5 +1,7 @@
 """The fault-injection run of tests/test_train_resilience.py, measured: a tiny LOSO run SIGKILLed at every
-phase (epochs, checkpoint writes, fold files, reports, the final model) and resumed each time.
+instant it makes state visible (run settings, checkpoint writes and rotation, fold files, reports, the
+final model, its marker and card: the steps of modeling_mer.training.atomic_files, hooked by
+tests/fault_injection.py) and resumed each time.
 
     python bench/fault_injection.py [--min_kills 20] [--json bench/results/fault_injection_cpu.json]
 

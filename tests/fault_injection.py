@@ -1,4 +1,4 @@
-"""Driver of the fault-injection test (tests/test_fault_injection.py): one process imports train.py once,
+"""Driver of the fault-injection test (tests/test_train_resilience.py): one process imports train.py once,
 then forks one child per run, so that each run costs its work and not the imports.
 
     python tests/fault_injection.py SPEC.json
