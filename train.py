@@ -81,6 +81,7 @@ if _DEFERRED is not None:  # now the package's __init__ (transformers, the Auto 
 from dataset_scripts import MERDataError  # noqa: E402
 from modeling_mer.evaluation.hub_card import HubAccessError  # noqa: E402
 from modeling_mer.training.checkpoints import RunStateError  # noqa: E402
+from modeling_mer.training.run_lock import INTERRUPTED, OutputLockError, output_lock, write_failure  # noqa: E402
 from modeling_mer.training.runner import Runner, StopRequested  # noqa: E402
 
 __all__ = ["CROP_CHOICES", "main", "parse_args"]
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None, run: RunConfig | None = None, started: f
     """Run the protocol; returns the pooled metrics (None for a single --fold run or a --stop_after stop)."""
     run = run or parse_args(argv)
     task = TASKS[run.task]()
+    with output_lock(run.output_dir, run.fold, run.cache_dir):  # one writer per folder (per fold with --fold K)
+        return _protocol(run, task, started)
+
+
+def _protocol(run: RunConfig, task: Any, started: float | None) -> dict[str, Any] | None:
     runner = Runner.start(run, task, started=started or time.time())
     try:
         # 1. data: the dataset and what is stored once (flow, frozen-ViT embeddings), cached
@@ -118,5 +124,13 @@ def main(argv: list[str] | None = None, run: RunConfig | None = None, started: f
 if __name__ == "__main__":
     try:
         main(run=RUN, started=process_start_time() or STARTED)  # "done in": the wall clock, start-up included
-    except (FileExistsError, HubAccessError, RunStateError, MERDataError, LeakageError) as err:  # the user's to fix
+    except (FileExistsError, HubAccessError, RunStateError, MERDataError, LeakageError, OutputLockError) as err:  # the user's to fix
         raise SystemExit(f"train.py: error: {' '.join(str(err).split())}") from None
+    except KeyboardInterrupt:  # Ctrl-C: the usual status, and how to go on
+        print(f"\n{INTERRUPTED}", file=sys.stderr)  # on a line of its own, after any progress bar
+        raise SystemExit(130) from None
+    except Exception as err:  # a full disk, a file-size limit, a read-only folder: one line (else the traceback)
+        line = write_failure(err, RUN.output_dir, RUN.cache_dir)
+        if line is None:
+            raise
+        raise SystemExit(f"\n{line}") from None

@@ -44,7 +44,7 @@ def publish(tmp: Path, path: Path) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """A text file written under a temporary name, then renamed into place."""
-    tmp = path.with_name(f".{path.name}.incomplete")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.incomplete")  # unique per process
     tmp.write_text(text)
     publish(tmp, path)
 

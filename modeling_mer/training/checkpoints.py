@@ -166,12 +166,17 @@ def _progress(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def clean_incomplete(output_dir: Path) -> list[str]:
+def clean_incomplete(output_dir: Path, fold: int | None = None) -> list[str]:
     """Leftovers of killed writes outside the checkpoints: temporary files and folders of fold files,
-    reports, the final model and the settings."""
+    reports, the final model and the settings. A --fold K job (`fold`) removes only its own fold's: the
+    other jobs sharing the folder may be writing theirs (run_lock holds one writer per fold)."""
     removed = []
-    for path in [*(output_dir / "folds").glob("*.tmp"), *(output_dir / "folds").glob(".*.incomplete"),
-                 *output_dir.glob(".*.incomplete")]:
+    if fold is not None:
+        leftovers = list((output_dir / "folds").glob(f"{fold_file(output_dir, fold).name}*.tmp"))
+    else:
+        leftovers = [*(output_dir / "folds").glob("*.tmp"), *(output_dir / "folds").glob(".*.incomplete"),
+                     *output_dir.glob(".*.incomplete")]
+    for path in leftovers:
         remove(path)
         removed.append(str(path.relative_to(output_dir)))
     return removed

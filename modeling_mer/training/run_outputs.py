@@ -15,6 +15,7 @@ the final model's `final_model.json` after the last one. Resuming (settings, che
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,7 @@ def write_fold(output_dir: Path, index: int, frame: pd.DataFrame) -> None:
     """Atomically write a finished fold (a kill mid-write must not leave a half file that looks done)."""
     path = fold_file(output_dir, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique per process
     frame.to_csv(tmp, index=False)
     publish(tmp, path)
 

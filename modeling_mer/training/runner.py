@@ -99,7 +99,7 @@ class Runner:
         check_run_args(output_dir, run.run_args(), run.resuming, write=False)  # refuse before anything is written
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # what a killed write left is never read: remove it
-            removed = Checkpoints(accelerator.project_dir).clean() + clean_incomplete(output_dir)
+            removed = Checkpoints(accelerator.project_dir).clean() + clean_incomplete(output_dir, run.fold)
             if removed:
                 accelerator.print(f"removed what a stopped run left half-written: {', '.join(removed)}")
         accelerator.wait_for_everyone()
