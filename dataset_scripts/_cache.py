@@ -71,7 +71,7 @@ def discard_damaged_map_cache(cache_file: str | os.PathLike, expected_rows: int,
     """Check the map cache for `cache_file` (and its worker shards); remove a damaged one, saying so.
     Returns whether something was removed (the caller's map then recomputes it)."""
     removed = False
-    for count, files in map_cache_files(cache_file).items():
+    for files in map_cache_files(cache_file).values():
         problems = [(f, arrow_problem(f)) for f in files]
         bad = [(f, p) for f, p in problems if p is not None]
         if not bad:

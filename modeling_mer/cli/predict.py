@@ -36,8 +36,8 @@ import torch
 from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
-from ..face_crop import CROPS, crop_resize
 from ..configuration_mer import MERConfig, json_kind
+from ..face_crop import CROPS, crop_resize
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor, check_processor_geometry
 from ..video_io import Clip, decode_from, decode_until, load_clip
