@@ -75,7 +75,8 @@ class RecognitionTask(Task):
             raw = load_mer_dataset(run.dataset, data_dir=run.data_dir, class_set=run.class_set,
                                    cache_dir=run.cache_dir, on_error=run.on_error, **synthetic_options(run))
             label_names = list(raw.features["label"].names)
-            config = base_config(model_choice(run), label_names)
+            self.choice = model_choice(run)  # the architecture and its initialisation, for every fold
+            config = base_config(self.choice, label_names)
             shared = [] if is_preset(run.model) else check_overlap(run, getattr(config, "train_datasets", None))
             config.train_datasets = [run.dataset]  # the model card's licence follows the training data
             processor = build_processor(run.model, config, {k: getattr(run, k) for k in PROCESSOR_OPTIONS})
@@ -113,7 +114,7 @@ class RecognitionTask(Task):
         mirrored = not run.no_augment
         precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(accelerator.mixed_precision))
         with accelerator.main_process_first(), torch.random.fork_rng():
-            encoder_model = build_model(model_choice(run), config, frozen_encoder_seed=run.seed)
+            encoder_model = build_model(self.choice, config, frozen_encoder_seed=run.seed)
             store, report = frame_embedding_store(
                 flow, encoder_model, processor, mirrored, cache_dir=run.cache_dir, batch_size=run.batch_size,
                 device=accelerator.device, autocast_dtype=precision,
@@ -130,7 +131,7 @@ class RecognitionTask(Task):
 
     # --------------------------------------------------------------------------------------- training
     def build_model(self, run: RunConfig, data: TaskData, seed: int) -> torch.nn.Module:
-        model = build_model(model_choice(run), data.config, frozen_encoder_seed=run.seed)
+        model = build_model(self.choice, data.config, frozen_encoder_seed=run.seed)
         if data.examples.stored_features:  # train the aggregator and head on the stored embeddings
             model = StoredFeatureModel(model)
         return model
