@@ -74,6 +74,8 @@ def test_trainer_spellings_and_resolved_defaults():
     assert (demo.image_size, demo.num_frames, demo.encoding) == (48, 4, "uv")
     assert train.parse_args(["--epochs", "5"]).run_args()["epochs"] == 5
     assert train.parse_args(["--model", "user/some-model"]).model == "user/some-model"  # a Hub id is allowed
+    hyphens = train.parse_args(["--output-dir", "x-y", "--num-train-epochs=4", "--no-final-model"])  # mer-predict's style
+    assert (hyphens.output_dir, hyphens.epochs, hyphens.no_final_model) == ("x-y", 4, True)
 
 
 def test_choices_come_from_the_registries_and_the_mirrors_match_their_owners():

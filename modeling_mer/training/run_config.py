@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -211,10 +212,24 @@ def model_value(text: str) -> str:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Errors in one line (the usage is one --help away), exit status 2."""
+    """Errors in one line (the usage is one --help away), exit status 2. Options are spelled with
+    underscores, as transformers' and accelerate's are (--output_dir); the hyphenated spelling of any of
+    them (--output-dir, mer-predict's style) is accepted too."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args([_underscored(arg) for arg in args], namespace)
+
+
+def _underscored(arg: str) -> str:
+    """--output-dir[=x] -> --output_dir[=x]; values and short options unchanged."""
+    if not arg.startswith("--") or len(arg) == 2:
+        return arg
+    name, eq, value = arg[2:].partition("=")
+    return f"--{name.replace('-', '_')}{eq}{value}"
 
 
 def _dataset_choices() -> tuple[str, ...]:
