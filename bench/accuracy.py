@@ -277,6 +277,7 @@ def main_realistic(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from dataset_scripts import load_mer_dataset
     from dataset_scripts._synthetic_realistic import face_box
     from modeling_mer.training.preprocessing import preprocess_dataset
+    from modeling_mer.training.recognition import model_choice
     from modeling_mer.training.run_setup import PROCESSOR_OPTIONS, base_config, build_processor
 
     started = time.time()
@@ -286,7 +287,7 @@ def main_realistic(args: argparse.Namespace, command: str) -> dict[str, Any]:
     label_names = list(dataset.features["label"].names)
     # The flow of train.py's processor, timed on 2 worker processes; train.py then finds it in the cache.
     train_args = train.parse_args(realistic_train_argv(args, args.seeds[0]))
-    config = base_config(train.model_choice(train_args), label_names)
+    config = base_config(model_choice(train_args), label_names)
     processor = build_processor(train_args.model, config, {k: getattr(train_args, k) for k in PROCESSOR_OPTIONS})
     started = time.time()
     preprocess_dataset(dataset, processor, num_proc=2, load_from_cache_file=False)
