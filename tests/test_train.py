@@ -218,7 +218,7 @@ def test_loso_end_to_end_with_final_model_and_card(tmp_path, patched, capsys):
     assert model.config.num_frames == 2 and model.config.id2label[2] == "surprise"
     console = capsys.readouterr()
     assert "UF1" in console.out
-    # checkpoints rotate through run_state.Checkpoints, not accelerate's total_limit: no per-epoch chatter
+    # checkpoints rotate through checkpoints.Checkpoints, not accelerate's total_limit: no per-epoch chatter
     assert "checkpoints to make room" not in console.out + console.err
     with pytest.raises(FileExistsError, match="--resume"):
         run(tmp_path, "run")  # nothing is overwritten silently
