@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import datasets
 
+from ._cache import repair_builder_cache
 from ._clips import make_example
 from ._records import BadClip, ClipSpec, MERDataError, os_error
 from ._skips import build_description, excluded_note, format_skip_report
@@ -168,6 +169,12 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
         elif config_name is not None and class_set is not None and config_name != class_set:
             raise ValueError(f"config_name={config_name!r} and class_set={class_set!r} disagree: the configs are the class sets")
         super().__init__(*args, **kwargs)
+
+    def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
+        """datasets' own, after a damaged cached build (a cut or emptied Arrow file) is named and removed,
+        so that it is built again rather than failing the same way on every run (`_cache`)."""
+        repair_builder_cache(self)
+        super().download_and_prepare(*args, **kwargs)
 
     # -- class set and plan -----------------------------------------------------------------------
 

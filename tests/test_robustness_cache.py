@@ -132,3 +132,19 @@ def test_damaged_feature_store_is_named_and_computed_again(tmp_path, capsys, how
     _, report = frame_embedding_store(data, model, processor, mirrored=False, cache_dir=tmp_path)
     assert report["reused"] and "warning" not in capsys.readouterr().err
     assert os.path.getsize(path) > 0
+
+
+def test_a_builder_used_directly_repairs_its_cache_too(tmp_path, capsys):
+    """CASME2(...).download_and_prepare(), without load_mer_dataset, finds the damaged file as well."""
+    from dataset_scripts.casme2 import CASME2
+
+    rows = [r for r in table("casme2_coding") if r["Subject"] == "1"][:2]
+    root = casme2_tree(tmp_path / "data", rows)
+    options = {"data_dir": str(root), "cache_dir": str(tmp_path / "cache"), "config_name": "all", "spot_apex": False}
+    CASME2(**options).download_and_prepare()
+    [arrow] = list((tmp_path / "cache").rglob("*.arrow"))
+    damage(arrow, "emptied")
+    builder = CASME2(**options)
+    builder.download_and_prepare()
+    assert "warning: the built dataset in" in capsys.readouterr().err
+    assert len(builder.as_dataset(split="train")) == 2
