@@ -165,11 +165,18 @@ def test_too_long_is_refused_before_decoding(files, monkeypatch):
     monkeypatch.setattr(predict_cli, "load_clip", lambda *a, **k: decoded.append(a))
     short = demo.Analyser(str(files["model"]), max_seconds=2.0)
     result = short.analyse(str(files["long"]))
-    assert "long.mp4 lasts 4.0 s; this demo takes clips of at most 2 s" in result.message
+    assert "long.mp4 lasts more than 2 s, the longest video this demo takes" in result.message
     assert_readable(result.message)
     few = demo.Analyser(str(files["model"]), max_frames=50)
-    assert "long.mp4 has more than 50 frames" in few.analyse(str(files["long"])).message
+    assert "long.mp4 has more than 50 frames; this demo recognises clips of at most 50" in few.analyse(str(files["long"])).message
+    assert "offset (60): this demo decodes at most 50 frames" in few.analyse(str(files["long"]), "40", None, "60").message
     assert decoded == []
+
+
+def test_a_clip_early_in_a_longer_video(files):
+    few = demo.Analyser(str(files["model"]), max_frames=50)  # 100 frames, but only 31 are decoded
+    result = few.analyse(str(files["long"]), "10", None, "30")
+    assert result.ok and (result.details["onset"], result.details["offset"]) == (10, 30)
 
 
 def test_no_face_is_a_sentence_naming_the_file(files):
@@ -217,10 +224,66 @@ def test_page_layout(files, analyser):
 def test_spotter_needs_the_spotting_model(files, monkeypatch):
     real = demo.importlib.util.find_spec
     monkeypatch.setattr(
-        demo.importlib.util, "find_spec", lambda name, *a: None if name == "modeling_mer.modeling_spotting" else real(name, *a)
+        demo.importlib.util, "find_spec", lambda name, *a: None if name == "modeling_mer.cli.spot" else real(name, *a)
     )
     with pytest.raises(demo.DemoError, match="no spotting model"):
         demo.Analyser(str(files["model"]), spotter_id=str(files["model"]))
+
+
+# ------------------------------------------------------------------------------------- with a spotter
+@pytest.fixture(scope="module")
+def spotting(files):
+    """An untrained tiny spotting model with low thresholds (so that it finds intervals) and a long
+    generated recording (5 s at 30 fps, 96x72) with micro- and macro-expressions, blinks and head motion."""
+    pytest.importorskip("modeling_mer.cli.spot", reason="mer-predict's long-video path (modeling_mer/cli/spot.py) is not here")
+    from modeling_mer import MERForExpressionSpotting, MERSpottingConfig, MERSpottingProcessor
+    from modeling_mer.training.spotting_synthetic import make_long_video
+
+    root = files["root"] / "spotting"
+    torch.manual_seed(0)
+    config = MERSpottingConfig.from_preset("tiny", micro_threshold=0.05, macro_threshold=0.05)
+    MERForExpressionSpotting(config).save_pretrained(root / "spotter")
+    MERSpottingProcessor(crop="none").save_pretrained(root / "spotter")
+    video = make_long_video(77, num_frames=150, width=96, height=72)
+    path = root / "long.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuvj420p"
+        for _, frame in video.frames():
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return {"spotter": root / "spotter", "video": path, "analyser": demo.Analyser(str(files["model"]), str(root / "spotter"))}
+
+
+def test_spotter_names_every_interval_and_explains_the_strongest(spotting):
+    from modeling_mer.cli.spot import load_spotter, spot_video
+
+    result = spotting["analyser"].analyse(str(spotting["video"]))
+    expected = spot_video(str(spotting["video"]), *load_spotter(str(spotting["spotter"])))["intervals"]
+    assert len(expected) >= 2
+    table = result.intervals
+    assert list(table.columns) == demo.INTERVAL_COLUMNS
+    assert table[["type", "onset", "apex", "offset"]].to_dict("records") == [
+        {k: r[k] for k in ("type", "onset", "apex", "offset")} for r in expected
+    ]
+    assert set(table["emotion"]) <= set(LABELS) and ((table["p"] > 0) & (table["p"] < 1)).all()
+    top = table.iloc[int(np.argmax([r["score"] for r in expected]))]
+    assert result.ok and result.message.startswith(f"**{top['emotion']}** (p = ")
+    assert f"in the strongest spotted interval: {top['type']}, frames {top['onset']}..{top['offset']}" in result.message
+    assert f"spotting: {len(expected)} interval(s) found" in result.message
+    assert result.figure.size == (1400, 380) and np.asarray(result.timeline).std() > 10
+
+
+def test_spotter_with_a_given_clip(spotting):
+    result = spotting["analyser"].analyse(str(spotting["video"]), "10", None, "40")
+    assert result.ok and "clip frames 10..40" in result.message and "spotting: " in result.message
+    assert len(result.intervals) >= 2 and result.timeline is not None
+
+
+def test_spotter_page_layout(spotting):
+    config = demo.build_app(spotting["analyser"]).get_config_file()
+    ids = {c["props"].get("elem_id"): c["type"] for c in config["components"] if c["props"].get("elem_id")}
+    assert ids["mer-timeline"] == "image" and ids["mer-intervals"] == "dataframe"
 
 
 # ---------------------------------------------------------------------------------------- command line

@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 INSTALL_HINT = "pip install modeling-mer[demo]"
 DEFAULT_PORT = 7860
 MAX_SECONDS = 60.0  # uploads longer than this are refused before decoding (recognition needs < 1 s of video)
+MAX_SPOT_SECONDS = 600.0  # the same with --spotter, which streams a long recording (memory bounded by its window)
 MAX_FRAMES = 1800  # a whole clip is decoded into memory for recognition: 1800 VGA frames ~ 1.6 GB
 SPACE_COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")
 SPACE_MODEL_DIR = "model"  # where --write-space copies a local model
@@ -93,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument(
-        "--max_seconds", "--max-seconds", type=_positive_float, default=MAX_SECONDS,
-        help=f"refuse uploads longer than this (default: {MAX_SECONDS:g} s)",
+        "--max_seconds", "--max-seconds", type=_positive_float, default=None,
+        help=f"refuse uploads longer than this (default: {MAX_SECONDS:g} s; with --spotter {MAX_SPOT_SECONDS:g} s)",
     )
     parser.add_argument(
         "--max_frames", "--max-frames", type=_positive_int, default=MAX_FRAMES,
-        help=f"refuse uploads with more frames than this (default: {MAX_FRAMES})",
+        help=f"the most frames decoded for recognition: the whole video, or up to --offset (default: {MAX_FRAMES})",
     )
     parser.add_argument(
         "--on_no_face", "--on-no-face", choices=["error", "full_frame"], default=None,
@@ -121,8 +122,9 @@ class VideoInfo:
     fps: float | None
 
 
-def probe_video(path: str | Path, max_seconds: float = MAX_SECONDS, max_frames: int = MAX_FRAMES) -> VideoInfo:
-    """Count the frames of an upload without decoding them; refuse what is not a video or is too long."""
+def probe_video(path: str | Path, max_seconds: float = MAX_SECONDS, max_frames: int | None = MAX_FRAMES) -> VideoInfo:
+    """Count the frames of an upload without decoding them (packets only, stopping at the first limit
+    passed); refuse what is not a video, is longer than `max_seconds` or has more than `max_frames` frames."""
     import av
 
     name = Path(path).name
@@ -146,10 +148,16 @@ def probe_video(path: str | Path, max_seconds: float = MAX_SECONDS, max_frames: 
                     t = float(packet.pts * packet.time_base)
                     first = t if first is None else min(first, t)
                     last = t if last is None else max(last, t)
-                if frames > max_frames:
+                if max_frames is not None and frames > max_frames:
                     raise DemoError(
-                        f"{name} has more than {max_frames} frames; this demo takes clips of at most {max_frames} "
-                        f"frames and {max_seconds:g} s: cut the part with the expression first"
+                        f"{name} has more than {max_frames} frames; this demo recognises clips of at most {max_frames} "
+                        f"frames: cut the part with the expression first, or give onset and offset"
+                    )
+                seconds = (last - first) if first is not None else (frames / fps if fps else 0.0)
+                if seconds > max_seconds:
+                    raise DemoError(
+                        f"{name} lasts more than {max_seconds:g} s, the longest video this demo takes: cut the part "
+                        "with the expression first (a micro-expression lasts under half a second)"
                     )
         except av.FFmpegError:
             raise DemoError(f"{name} is damaged: FFmpeg cannot read its frames") from None
@@ -160,8 +168,8 @@ def probe_video(path: str | Path, max_seconds: float = MAX_SECONDS, max_frames: 
         seconds = frames / fps
     if seconds is not None and seconds > max_seconds:
         raise DemoError(
-            f"{name} lasts {seconds:.1f} s; this demo takes clips of at most {max_seconds:g} s: cut the part "
-            "with the expression first (a micro-expression lasts under half a second)"
+            f"{name} lasts {seconds:.1f} s, longer than the {max_seconds:g} s this demo takes: cut the part with "
+            "the expression first (a micro-expression lasts under half a second)"
         )
     if frames < 2:
         raise DemoError(f"{name} holds {frames} frame(s): a micro-expression is motion, upload a video of at least 2 frames")
@@ -206,19 +214,21 @@ class Analyser:
         model_id: str,
         spotter_id: str | None = None,
         device: str = "cpu",
-        max_seconds: float = MAX_SECONDS,
+        max_seconds: float | None = None,
         max_frames: int = MAX_FRAMES,
         overrides: dict[str, Any] | None = None,
     ) -> None:
         from .predict import load_model, load_processor
 
         self.model_id = model_id
+        self.device = device
         self.model = load_model(model_id, explainable=True, device=device)
         self.processor, self.processor_source = load_processor(model_id, self.model, overrides or {})
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        self.max_seconds = max_seconds
+        self.spotter = Spotter(spotter_id, device) if spotter_id else None
+        default_seconds = MAX_SECONDS if self.spotter is None else MAX_SPOT_SECONDS
+        self.max_seconds = default_seconds if max_seconds is None else max_seconds
         self.max_frames = max_frames
-        self.spotter = load_spotter(spotter_id, device=device, recognizer=model_id) if spotter_id else None
 
     def analyse(self, video: str | None, onset: Any = None, apex: Any = None, offset: Any = None) -> Analysis:
         try:
@@ -234,36 +244,77 @@ class Analyser:
             )
 
     def _analyse(self, video: str | None, onset: Any, apex: Any, offset: Any) -> Analysis:
+        if not video:
+            raise DemoError("no video yet: upload a file or record one with the webcam, then press Analyse")
+        onset_n, apex_n, offset_n = (
+            _frame_number(v, n) for v, n in ((onset, "onset"), (apex, "apex"), (offset, "offset"))
+        )
+        if onset_n is not None and offset_n is not None and offset_n <= onset_n:
+            raise DemoError(f"offset ({offset_n}) must come after onset ({onset_n})")
+        if apex_n is not None and (
+            (onset_n is not None and apex_n < onset_n) or (offset_n is not None and apex_n > offset_n)
+        ):
+            raise DemoError(f"apex ({apex_n}) must lie between onset and offset")
+        annotated = onset_n is not None or offset_n is not None or apex_n is not None
+        # Recognition decodes the clip into memory (up to the offset): at most max_frames of it. Spotting streams.
+        spotting_only = self.spotter is not None and not annotated
+        whole = not spotting_only and offset_n is None  # the whole video is decoded
+        info = probe_video(video, self.max_seconds, self.max_frames if whole else None)
+        for value, name in ((onset_n, "onset"), (apex_n, "apex"), (offset_n, "offset")):
+            if value is not None and value >= info.frames:
+                raise DemoError(f"{name} ({value}) is past the video's last frame ({info.frames - 1})")
+        if offset_n is not None and offset_n >= self.max_frames:
+            raise DemoError(
+                f"offset ({offset_n}): this demo decodes at most {self.max_frames} frames for recognition; cut the "
+                "video so that the expression comes earlier"
+            )
+        work = Path(tempfile.mkdtemp(prefix="mer-demo-"))
+        try:
+            spotted = self.spotter.spot(video, self.model_id, self.device, work) if self.spotter is not None else None
+            if spotting_only:
+                return self._strongest_interval(video, spotted, info, work)
+            output, figure = self._recognise(video, onset_n, apex_n, offset_n, work)
+            analysis = Analysis(_summary(output, info), output["probabilities"], figure, details=output)
+            if spotted is not None:
+                analysis.intervals, analysis.timeline = spotted.table, spotted.timeline
+                analysis.message += f"\n\n{spotted.summary()}"
+            return analysis
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # the figures show a face: no copy outside Gradio's cache
+
+    def _recognise(self, clip: Any, onset: int | None, apex: int | None, offset: int | None, work: Path) -> tuple[dict, Any]:
+        """mer-predict's prediction with its --explain figure (as a PIL image)."""
         from PIL import Image
 
         from .predict import predict
 
-        if not video:
-            raise DemoError("no video yet: upload a file or record one with the webcam, then press Analyse")
-        onset_n, apex_n, offset_n = (_frame_number(v, n) for v, n in ((onset, "onset"), (apex, "apex"), (offset, "offset")))
-        if onset_n is not None and offset_n is not None and offset_n <= onset_n:
-            raise DemoError(f"offset ({offset_n}) must come after onset ({onset_n})")
-        if apex_n is not None and ((onset_n is not None and apex_n < onset_n) or (offset_n is not None and apex_n > offset_n)):
-            raise DemoError(f"apex ({apex_n}) must lie between onset and offset")
-        info = probe_video(video, self.max_seconds, self.max_frames)
-        for value, name in ((onset_n, "onset"), (apex_n, "apex"), (offset_n, "offset")):
-            if value is not None and value >= info.frames:
-                raise DemoError(f"{name} ({value}) is past the video's last frame ({info.frames - 1})")
-        work = Path(tempfile.mkdtemp(prefix="mer-demo-"))
-        try:
-            figure_path = work / "explanation.png"
-            output = predict(video, self.model, self.processor, onset_n, apex_n, offset_n, figure_path)
-            with Image.open(figure_path) as opened:
-                figure = opened.convert("RGB")
-            analysis = Analysis(
-                message=_summary(output, info), probabilities=output["probabilities"], figure=figure, details=output
-            )
-            if self.spotter is not None:
-                analysis.intervals, analysis.timeline = self.spotter.spot(video, work)
-                analysis.message += f"\n\n{_spot_summary(analysis.intervals)}"
-            return analysis
-        finally:
-            shutil.rmtree(work, ignore_errors=True)  # the figure shows a face: keep no copy outside Gradio's cache
+        figure_path = work / "explanation.png"
+        output = predict(clip, self.model, self.processor, onset, apex, offset, figure_path)
+        with Image.open(figure_path) as opened:
+            return output, opened.convert("RGB")
+
+    def _strongest_interval(self, video: str, spotted: SpotResult, info: VideoInfo, work: Path) -> Analysis:
+        """No frames given, a spotter present: every interval spotted and named; the strongest one explained."""
+        from ..video_io import Clip
+
+        usable = [k for k, frames in enumerate(spotted.clips) if len(frames) >= 2]
+        if not usable:
+            return Analysis(message=f"{spotted.summary()} in {Path(video).name} ({_length(info)}): nothing to "
+                            "recognise; give onset and offset to recognise a clip of your choice",
+                            intervals=spotted.table, timeline=spotted.timeline)
+        top = max(usable, key=lambda k: spotted.intervals[k]["score"])
+        interval, frames = spotted.intervals[top], spotted.clips[top]
+        numbers = list(range(interval["onset"], interval["onset"] + len(frames)))
+        apex = interval["apex"] if numbers[0] < interval["apex"] <= numbers[-1] else None
+        clip = Clip(frames, numbers, f"{Path(video).name}, frames {numbers[0]}-{numbers[-1]}")
+        output, figure = self._recognise(clip, numbers[0], apex, numbers[-1], work)
+        message = (
+            f"**{output['label']}** (p = {output['score']:.2f}) in the strongest spotted interval: {interval['type']}, "
+            f"frames {interval['onset']}..{interval['offset']} ({interval['start_seconds']:.2f}-"
+            f"{interval['end_seconds']:.2f} s), spotting score {interval['score']:.2f} · video: {_length(info)}"
+            f"\n\n{spotted.summary()}"
+        )
+        return Analysis(message, output["probabilities"], figure, spotted.table, spotted.timeline, output)
 
 
 def _sentence(err: Exception | str) -> str:
@@ -282,69 +333,72 @@ def _summary(output: dict[str, Any], info: VideoInfo) -> str:
     from .predict import describe_crop
 
     how = "estimated" if output["apex_estimated"] else "given"
-    length = f"{info.frames} frames" + (f", {info.seconds:.2f} s" if info.seconds is not None else "")
     return (
         f"**{output['label']}** (p = {output['score']:.2f}) · clip frames {output['onset']}..{output['offset']}, "
-        f"apex {output['apex']} ({how}) · video: {length}\n\nface: {describe_crop(output)}"
+        f"apex {output['apex']} ({how}) · video: {_length(info)}\n\nface: {describe_crop(output)}"
     )
 
 
-def _spot_summary(intervals: Any) -> str:
-    if intervals is None or len(intervals) == 0:
-        return "spotting: no micro- or macro-expression found in this video"
-    return f"spotting: {len(intervals)} interval(s) found (table and timeline below)"
+def _length(info: VideoInfo) -> str:
+    return f"{info.frames} frames" + (f", {info.seconds:.2f} s" if info.seconds is not None else "")
 
 
 # --------------------------------------------------------------------------------------------- spotting
 SPOTTER_MISSING = (
-    "--spotter: this installation of modeling_mer has no spotting model (modeling_mer/modeling_spotting.py); "
-    "update the package, or run without --spotter"
+    "--spotter: this installation of modeling_mer has no spotting model (modeling_mer/modeling_spotting.py and "
+    "mer-predict's long-video path, modeling_mer/cli/spot.py); update the package, or run without --spotter"
 )
+INTERVAL_COLUMNS = ["type", "onset", "apex", "offset", "start (s)", "end (s)", "spotting score", "emotion", "p"]
+
+
+@dataclass
+class SpotResult:
+    """One upload spotted: mer-predict's intervals (named by the recogniser), the frames of each, the table
+    rows and the timeline figure."""
+
+    intervals: list[dict[str, Any]]
+    clips: list[list[Any]]
+    table: Any  # pandas DataFrame, INTERVAL_COLUMNS
+    timeline: Any  # PIL image
+
+    def summary(self) -> str:
+        if not self.intervals:
+            return "spotting: no micro- or macro-expression found"
+        kinds = sorted({r["type"] for r in self.intervals})
+        return f"spotting: {len(self.intervals)} interval(s) found ({', '.join(kinds)}): timeline and table below"
 
 
 class Spotter:
-    """The spotting model behind `--spotter`: finds intervals in the upload and draws the timeline.
+    """`--spotter`: the spotting model run as `mer-predict long.mp4 --model SPOTTER --recognizer MODEL` runs
+    it (modeling_mer.cli.spot: streamed, memory bounded by its window), and its timeline figure."""
 
-    It goes through the spotting model's own prediction (`modeling_mer.cli.predict`'s long-video path) so
-    that the page shows what `mer-predict long.mp4 --model SPOTTER` prints.
-    """
+    def __init__(self, spotter_id: str, device: str = "cpu") -> None:
+        if any(importlib.util.find_spec(f"modeling_mer.{m}") is None for m in ("modeling_spotting", "cli.spot", "cli.timeline")):
+            raise DemoError(SPOTTER_MISSING)
+        from .spot import load_spotter
 
-    def __init__(self, spot: Callable[[str, Path], tuple[Any, Any]]) -> None:
-        self._spot = spot
+        self.spotter_id = spotter_id
+        self.model, self.processor = load_spotter(spotter_id, device)
 
-    def spot(self, video: str, work: Path) -> tuple[Any, Any]:
-        return self._spot(video, work)
-
-
-def load_spotter(spotter_id: str, device: str = "cpu", recognizer: str | None = None) -> Spotter:
-    """The spotting model, or DemoError naming what is missing (this package may predate spotting)."""
-    if importlib.util.find_spec("modeling_mer.modeling_spotting") is None:
-        raise DemoError(SPOTTER_MISSING)
-    from . import predict as predict_cli
-
-    loader = getattr(predict_cli, "load_spotting", None)
-    runner = getattr(predict_cli, "spot_video", None)
-    if loader is None or runner is None:
-        raise DemoError(
-            "--spotter: mer-predict in this installation cannot spot yet (no load_spotting / spot_video in "
-            "modeling_mer.cli.predict); update the package, or run without --spotter"
-        )
-    model = loader(spotter_id, device=device)
-
-    def spot(video: str, work: Path) -> tuple[Any, Any]:
+    def spot(self, video: str, recognizer_id: str, device: str, work: Path) -> SpotResult:
         import pandas as pd
         from PIL import Image
 
-        figure_path = work / "timeline.png"
-        result = runner(video, model, timeline_path=figure_path)
-        table = pd.DataFrame(result["intervals"])
-        timeline = None
-        if figure_path.exists():
-            with Image.open(figure_path) as opened:
-                timeline = opened.convert("RGB")
-        return table, timeline
+        from .spot import interval_frames, recognise, spot_video
+        from .timeline import draw_timeline
 
-    return Spotter(spot)
+        result = spot_video(video, self.model, self.processor)
+        intervals = result["intervals"]
+        boxes = {int(f): b for f, b in zip(result["frames"], result["boxes"])}
+        clips, thumbnails = interval_frames(video, self.processor, intervals, result["fps"], boxes, keep_clips=True)
+        recognise(clips, intervals, recognizer_id, device)
+        figure = draw_timeline(work / "timeline.png", result, intervals, thumbnails, None, title=Path(video).name)
+        with Image.open(figure) as opened:
+            timeline = opened.convert("RGB")
+        rows = [[r["type"], r["onset"], r["apex"], r["offset"], round(r["start_seconds"], 2), round(r["end_seconds"], 2),
+                 round(float(r["score"]), 3), r.get("emotion", ""),
+                 round(float(r["emotion_score"]), 3) if "emotion_score" in r else None] for r in intervals]
+        return SpotResult(intervals, clips, pd.DataFrame(rows, columns=INTERVAL_COLUMNS), timeline)
 
 
 # ---------------------------------------------------------------------------------------------- the page
@@ -630,7 +684,8 @@ __all__ = [
     "build_app",
     "build_parser",
     "launch",
-    "load_spotter",
+    "SpotResult",
+    "Spotter",
     "main",
     "probe_video",
     "serve",
