@@ -220,3 +220,15 @@ def test_case6_unbounded_file_without_a_stated_length_is_refused_at_the_budget(t
     with pytest.raises(VideoError, match="more frames than that.*--onset N --offset M"):
         load_clip(target, budget_bytes=budget)
     assert len(load_clip(target, last_frame=150, budget_bytes=budget)) == 151  # bounded: no budget applies
+
+
+def test_ctrl_c_in_predict_is_one_line_and_status_130(tmp_path, model, capsys, monkeypatch):
+    import modeling_mer.cli.predict as predict
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict, "load_clip", interrupted)
+    code = predict.main([str(strip_video(tmp_path / "v.mp4", 0)), "--model", str(model)])
+    captured = capsys.readouterr()
+    assert code == 130 and captured.out == "" and captured.err.strip() == "interrupted (Ctrl-C): no prediction made"

@@ -382,6 +382,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .spot import wants_spotting  # a spotting model (long video -> intervals) has its own command line
+
+    if wants_spotting(argv):
+        from .spot import main as spot_main
+
+        return spot_main(argv)
     args = build_parser().parse_args(argv)
     hf_logging.disable_progress_bar()
     try:
@@ -389,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as err:  # PredictError, the processor's, I/O, a missing dlib model
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever the library wrote
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the usual status, no traceback (nothing is written but the output)
+        print("\ninterrupted (Ctrl-C): no prediction made", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(output, indent=2, allow_nan=False))  # strict JSON: NaN was refused above
     else:
