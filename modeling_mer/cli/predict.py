@@ -382,6 +382,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .spot import wants_spotting  # a spotting model (long video -> intervals) has its own command line
+
+    if wants_spotting(argv):
+        from .spot import main as spot_main
+
+        return spot_main(argv)
     args = build_parser().parse_args(argv)
     hf_logging.disable_progress_bar()
     try:
