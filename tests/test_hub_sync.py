@@ -376,3 +376,22 @@ def test_push_only_without_the_hub_is_one_line(tmp_path, hub, monkeypatch):
         f"--push_only: cannot reach or create the Hub repo {REPO} (OfflineModeIsEnabled: Cannot reach "
         "https://huggingface.co: offline mode is enabled.)"
     )
+
+
+def test_push_only_with_a_runs_settings(tmp_path, hub):
+    from types import SimpleNamespace
+
+    from modeling_mer.evaluation.reporting import HUB_FILES
+
+    run = finished_run(tmp_path)
+    lines = []
+    settings = SimpleNamespace(output_dir=str(run), hub_model_id="someone/public", hub_strategy="end", hub_public=True,
+                               dry_run=True)
+    assert hub_sync.push_only(settings, report=lines.append) == ["final model"]
+    assert lines[-1] == f"hub: {run} pushed to someone/public in 1 commit(s) (dry run: nothing was uploaded)"
+    assert not hub.repo("someone/public").exists()
+    settings.dry_run = False
+    hub_sync.push_only(settings, report=lines.append)
+    assert hub.private["someone/public"] is False  # --hub_public
+    assert set(hub.files("someone/public")) == {n for n, _ in hub_sync.matching_files(run, HUB_FILES, ["*/*"])} == {
+        "README.md", "config.json", "model.safetensors", "metrics.json", "predictions.csv", "run_args.json"}

@@ -472,6 +472,19 @@ def push_run(
     return sync.close()
 
 
+def push_only(run: Any, report: Callable[[str], None] = print) -> list[str]:
+    """`train.py --push_only`: `push_run` with a RunConfig's output_dir, hub_model_id, hub_strategy, hub_public,
+    dry_run and the final files train.py uploads (`reporting.HUB_FILES`)."""
+    from ..evaluation.reporting import HUB_FILES
+
+    client = DryRunClient(report) if run.dry_run else HubClient()
+    commits = push_run(run.output_dir, run.hub_model_id, HUB_FILES, run.hub_strategy, private=not run.hub_public,
+                       client=client, report=report)
+    dry = " (dry run: nothing was uploaded)" if run.dry_run else ""
+    report(f"hub: {run.output_dir} pushed to {run.hub_model_id} in {len(commits)} commit(s){dry}")
+    return commits
+
+
 def download_run_state(
     repo_id: str, output_dir: str | Path, *, client: HubClient | None = None
 ) -> list[str]:
@@ -520,5 +533,6 @@ __all__ = [
     "holds_run",
     "latest_checkpoints",
     "matching_files",
+    "push_only",
     "push_run",
 ]
