@@ -176,5 +176,11 @@ def test_a_second_task_runs_loso_end_to_end_through_the_runner(tmp_path, toy_tas
     assert train.main([*args, "--output_dir", str(tmp_path / "cut"), "--stop_after", "15", "--no_final_model"]) is None
     resumed = train.main([*args, "--output_dir", str(tmp_path / "cut"), "--resume", "--no_final_model"])
     assert resumed["mae"] == metrics["mae"]
-    chosen = train.main([*args, "--val_subjects", "1", "--no_final_model", "--output_dir", str(tmp_path / "val")])
+    val = [*args, "--val_subjects", "1", "--no_final_model"]
+    chosen = train.main([*val, "--output_dir", str(tmp_path / "val")])
     assert chosen["epoch_selection"] == "validation" and chosen["num_samples"] == 32
+    # stopped inside a fold, the best epoch's predictions so far come back from its checkpoint
+    assert train.main([*val, "--output_dir", str(tmp_path / "val_cut"), "--stop_after", "17"]) is None
+    again = train.main([*val, "--output_dir", str(tmp_path / "val_cut"), "--resume"])
+    assert again["mae"] == chosen["mae"]
+    assert (tmp_path / "val" / "predictions.csv").read_bytes() == (tmp_path / "val_cut" / "predictions.csv").read_bytes()

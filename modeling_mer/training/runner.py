@@ -31,7 +31,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from .checkpoints import FINAL, Checkpoints, check_run_args, clean_incomplete
+from .checkpoints import FINAL, Checkpoints, RunStateError, check_run_args, clean_incomplete
 from .loop import train_one_epoch
 from .protocols import Fold, describe, make_folds, subject_keys, validation_split
 from .run_config import REAL_PRESET, RunConfig
@@ -234,10 +234,15 @@ class Runner:
         found = checkpoints.latest()
         if found is None or found[1]["fold"] != fold_id:
             return 0, None
+        best = found[1].get("best")
+        if best is not None and "predictions" not in best:  # "rows"/"probs": an older train.py's selection state
+            raise RunStateError(f"{found[0]}: written by an older train.py (its epoch selection kept class "
+                                "probabilities only); resume with that version, or remove the checkpoints/ folder "
+                                "to retrain the unfinished fold (finished folds in folds/ are kept)")
         self.accelerator.load_state(str(found[0]))
         start = found[1]["epoch"] + 1
         self.print(f"  resumed {fold_id} from {found[0].name} (epoch {start} of {selection.epochs})")
-        return start, found[1].get("best")
+        return start, best
 
     def _count_epoch(self, bar: Any, where: str) -> None:
         self.epochs_done += 1
