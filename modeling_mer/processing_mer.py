@@ -33,6 +33,7 @@ except ImportError as err:
         'pip install "opencv-contrib-python-headless>=4.8" av'
     ) from err
 
+from .apex_spotting import find_expression
 from .configuration_mer import check_processor_geometry
 from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
 from .flow_encoding import encode_hsv, encode_motion, encode_uv, normalize
@@ -49,7 +50,6 @@ from .optical_flow import (
     dense_flow,
     reduce_flow,
     remove_head_motion,
-    spot_apex,
     to_gray,
 )
 from .video_io import IMAGE_SUFFIXES, Clip, decode_from, decode_until, load_clip
@@ -280,8 +280,9 @@ class MERImageProcessor(BaseImageProcessor):
         The same frames give the same tensor whatever their container. onset/apex/offset are frame numbers
         (as in the datasets' sheets), matching `frame_numbers` (default 0..n-1, or the numbers in the file
         names of a frame folder); for a batch each is a list with one entry per clip (or None for all).
-        Without onset/offset the whole input is the clip; without apex it is spotted and `apex_estimated`
-        is True. Also returned: `frame_numbers` (batch, num_frames), `apex` and `apex_estimated` (batch,).
+        Without apex it is spotted (`apex_spotting`: head motion removed, not drawn to the clip's ends) and
+        `apex_estimated` is True; without onset/offset as well, they are found around it (a neutral frame
+        before the rise, one after the fall) and the whole input is searched. Also returned: `frame_numbers` (batch, num_frames), `apex` and `apex_estimated` (batch,).
         """
         if kwargs:
             raise TypeError(f"MERImageProcessor got unexpected arguments {sorted(kwargs)}")
@@ -347,9 +348,9 @@ class MERImageProcessor(BaseImageProcessor):
             return prepared[i]
 
         apex_estimated = apex is None
-        if apex_estimated:
-            window = [frame_at(i) for i in range(onset_i, offset_i + 1)]
-            apex_i = onset_i + spot_apex(window, method="farneback", max_side=self.spot_size)
+        if apex_estimated:  # apex_spotting: not biased to the clip's ends; a missing onset/offset found too
+            onset_i, apex_i, offset_i = self._spot(clip, frame_at, onset_i if onset is not None else None,
+                                                   offset_i if offset is not None else None)
         else:
             apex_i = self._index(clip, "apex", apex, default=0)
             if not onset_i <= apex_i <= offset_i:
@@ -397,6 +398,19 @@ class MERImageProcessor(BaseImageProcessor):
         else:
             images = encode_uv(flow, self.uv_scale)
         return normalize(images, self.image_mean, self.image_std)
+
+    def _spot(self, clip: Clip, frame_at: Any, onset_i: int | None, offset_i: int | None) -> tuple[int, int, int]:
+        """(onset, apex, offset) indices of a clip whose apex is not given (`apex_spotting.find_expression`,
+        on the face crop shrunk to spot_size). Given bounds are kept; found ones are widened, within the
+        clip, so that apex-centred sampling of num_frames frames fits between them."""
+        frames = [frame_at(i) for i in range(len(clip))]
+        found = find_expression(frames, onset_i, offset_i, max_side=self.spot_size)
+        onset, apex, offset = found.onset, found.apex, found.offset
+        if onset_i is None:
+            onset = min(onset, max(0, apex - self.num_frames // 2 - 1))
+        if offset_i is None:
+            offset = max(offset, min(len(clip) - 1, apex + self.num_frames - self.num_frames // 2 - 1))
+        return onset, apex, offset
 
     def _work_side(self, box: Any) -> int:
         """The side the crop is resized to before flow: flow_size capped at the crop's own side (never

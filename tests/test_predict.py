@@ -128,7 +128,8 @@ def test_json_on_mp4_spots_the_planted_apex(data, capsys):
     result = check_json(out)
     assert result["apex_estimated"] is True and abs(result["apex"] - APEX) <= 1
     assert result["apex"] in result["frame_numbers"]
-    assert (result["onset"], result["offset"]) == (0, NUM_FRAMES - 1)
+    # no onset/offset given: found around the planted movement (apex +- 7), on neutral frames
+    assert 0 <= result["onset"] <= APEX - 7 and APEX + 7 <= result["offset"] <= NUM_FRAMES - 1
     assert result["processor"] == "saved" and result["crop_box"] == [0, 0, SIZE, SIZE]
     assert "no saved processor" not in err
 

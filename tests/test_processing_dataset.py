@@ -9,7 +9,7 @@ from PIL import Image
 
 from modeling_mer.processing_mer import MERImageProcessor
 from modeling_mer.training.preprocessing import preprocess_dataset
-from tests.test_processing import shifted_clip
+from tests.test_processing import locally_moved_clip
 
 LABELS = ["negative", "positive", "surprise"]
 
@@ -37,7 +37,7 @@ def fake_dataset(tmp_path, lazy: bool = False) -> datasets.Dataset:
     rows: dict[str, list] = {k: [] for k in features()}
     for n, (apex, source) in enumerate(peaks):
         shifts = [(min(i, 6 - abs(i - 6)) * 0.5, 0.0) for i in range(9)]  # peak at index 6
-        frames = [Image.fromarray(f) for f in shifted_clip(shifts)]
+        frames = [Image.fromarray(f) for f in locally_moved_clip(shifts)]  # a local movement: head motion is removed
         if lazy:
             paths = []
             for i, frame in enumerate(frames):
