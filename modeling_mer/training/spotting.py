@@ -36,6 +36,8 @@ from modeling_mer.evaluation.spotting_metrics import TYPES, compute_spotting_met
 from modeling_mer.modeling_spotting import MERForExpressionSpotting
 from modeling_mer.processing_spotting import MERSpottingProcessor, scores_to_intervals
 
+from .tasks import Task
+
 LABEL_OF = {"micro": 1, "macro": 2}
 THRESHOLD_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
@@ -415,3 +417,276 @@ def synthetic_videos(subjects: int, videos_per_subject: int, store: FeatureStore
             finally:
                 processor.crop = saved
     return out
+
+
+# ------------------------------------------------------------------------------------------- the Task
+CANDIDATE_THRESHOLD = 0.05  # predict keeps every peak this high; a threshold is then a filter on the score
+
+
+class _WindowSet(torch.utils.data.Dataset):
+    """Training windows of a fold: every event in a window (twice, at random offsets) and the videos tiled at
+    half-window steps; fixed for the fold (seeded), shuffled per epoch by the loader."""
+
+    def __init__(self, videos: Sequence[SpotVideo], window: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.videos, self.window = list(videos), window
+        self.labels = [v.labels() for v in self.videos]
+        self.items = []
+        for vi, video in enumerate(self.videos):
+            n = len(video.numbers)
+            self.items += [(vi, s) for s in range(0, max(1, n - window + 1), max(1, window // 2))]
+            for idx in np.flatnonzero(np.diff(np.concatenate([[0], (self.labels[vi] > 0).astype(int)])) > 0):
+                for _ in range(2):
+                    self.items.append((vi, int(np.clip(idx - rng.integers(0, window), 0, max(0, n - window)))))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        vi, start = self.items[i]
+        flow = torch.from_numpy(self.videos[vi].flow[start:start + self.window].astype(np.float32))
+        labels = torch.from_numpy(self.labels[vi][start:start + self.window])
+        if flow.shape[0] < self.window:
+            pad = self.window - flow.shape[0]
+            flow = torch.cat([flow, flow.new_zeros(pad, *flow.shape[1:])])
+            labels = torch.cat([labels, labels.new_full((pad,), -100)])
+        return {"flow": flow, "labels": labels}
+
+
+class _VideoRows(torch.utils.data.Dataset):
+    def __init__(self, rows: Sequence[int]):
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"row": torch.tensor(self.rows[i])}
+
+
+def _filter(frame: pd.DataFrame) -> pd.DataFrame:
+    """The intervals of candidate rows: score at or above the row's own (fold's) threshold of its type."""
+    if frame.empty:
+        return frame
+    kept = frame[frame["type"].isin(TYPES)]
+    limit = np.where(kept["type"] == "micro", kept["micro_threshold"], kept["macro_threshold"])
+    return kept[kept["score"].to_numpy() >= limit]
+
+
+class SpottingTask(Task):
+    """`train.py --task spot`: intervals in long videos (CAS(ME)^2, SAMM-LV, generated long videos).
+
+    A prediction row is a candidate interval (every peak of the smoothed class probability >= 0.05) with the
+    thresholds in force when it was predicted; the thresholds are chosen with the epoch, on the validation
+    subjects (on the held-out subject with --select_on_test: optimistic), so an interval is a row whose score
+    reaches its type's threshold. Greedy peak picking makes this exact: the peaks kept at a higher
+    threshold are the kept candidates above it.
+    """
+
+    name = "spot"
+    score_name = "f1"
+    held_out_score_name = "f1"
+    example_word = "videos"
+
+    def __init__(self) -> None:
+        self.thresholds = {"micro": 0.5, "macro": 0.5}
+        self.fold_thresholds: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------------------------------ data
+    def prepare(self, run: Any, accelerator: Any) -> Any:
+        from dataset_scripts import load_mer_dataset
+        from dataset_scripts.registry import dataset_names, get_dataset
+
+        from .tasks import TaskData
+
+        if get_dataset(run.dataset).kind != "long":
+            raise ValueError(f"--task spot needs a long-video dataset ({', '.join(dataset_names('long'))}), "
+                             f"got --dataset {run.dataset}")
+        processor = MERSpottingProcessor(crop=run.crop if run.crop is not None else "dlib",
+                                         flow=run.flow or "farneback", head_motion=run.head_motion or "affine")
+        with accelerator.main_process_first():
+            raw = load_mer_dataset(run.dataset, data_dir=run.data_dir, cache_dir=run.cache_dir, on_error=run.on_error)
+            cache = Path(run.cache_dir) if run.cache_dir else (Path(raw.cache_files[0]["filename"]).parent
+                                                                 if raw.cache_files else None)
+            store = FeatureStore(cache / "spot_features" if cache else None, processor)
+            videos = videos_from_dataset(list(raw), store, log=accelerator.print)
+        accelerator.print(f"spotting features: {store.computed} videos computed ({store.seconds:.0f} s), "
+                          f"{store.reused} reused")
+        preset = "tiny" if run.model == "tiny" else "spot-small"
+        config = MERSpottingConfig.from_preset(preset, train_datasets=[run.dataset])
+        for kind, value in half_widths(videos).items():
+            setattr(config, f"{kind}_half_width", value)
+        meta = pd.DataFrame({"dataset": [v.dataset for v in videos], "subject": [v.subject for v in videos],
+                             "video_id": [v.video_id for v in videos], "events": [len(v.events) for v in videos]})
+        info = {"videos": videos, "report": {"spot_features": {"computed": store.computed, "reused": store.reused,
+                                                              "seconds": round(store.seconds, 1)}}}
+        return TaskData(meta=meta, config=config, processor=processor, examples=videos, info=info)
+
+    def describe(self, data: Any) -> str:
+        counts = {t: sum(e["type"] == t for v in data.examples for e in v.events) for t in TYPES}
+        return (f"{len(data.meta)} videos, {counts['micro']} micro- and {counts['macro']} macro-expressions; "
+                f"windows of {data.config.window} frames at {data.processor.feature_rate:g} Hz")
+
+    # ------------------------------------------------------------------------------------- training
+    def build_model(self, run: Any, data: Any, seed: int) -> torch.nn.Module:
+        return MERForExpressionSpotting(copy.deepcopy(data.config))
+
+    def make_loader(self, run: Any, data: Any, rows: list[int], train: bool, seed: int):
+        if train:
+            windows = _WindowSet([data.examples[r] for r in rows], data.config.window, seed)
+            generator = torch.Generator().manual_seed(seed)
+            return torch.utils.data.DataLoader(windows, batch_size=run.batch_size, shuffle=True, generator=generator)
+        return torch.utils.data.DataLoader(_VideoRows(rows), batch_size=1, shuffle=False)
+
+    def begin_fold(self, run: Any, data: Any, rows: list[int], seed: int) -> None:
+        videos = [data.examples[r] for r in rows]
+        self.weights = class_weights([v.labels() for v in videos])
+        self.widths = half_widths(videos)
+        self.augment = not run.no_augment
+        self.thresholds = {"micro": data.config.micro_threshold, "macro": data.config.macro_threshold}
+
+    def loss(self, model: torch.nn.Module, batch: Any, data: Any, epoch: int = 0) -> torch.Tensor:
+        flow = batch["flow"].float()
+        if self.augment:  # per window: mirror (flip W, negate u) and a motion gain in [0.8, 1.25]
+            flip = torch.rand(flow.shape[0], device=flow.device) < 0.5
+            if bool(flip.any()):
+                flow = flow.clone()
+                flow[flip] = flow[flip].flip(-1)
+                flow[flip, :, 0] = -flow[flip, :, 0]
+            gain = torch.empty(flow.shape[0], 1, 1, 1, 1, device=flow.device).uniform_(0.8, 1.25)
+            flow = flow * gain
+        images = data.processor.encode(flow)
+        return model(pixel_values=images, labels=batch["labels"], class_weights=self.weights).loss
+
+    # ----------------------------------------------------------------------------------- predictions
+    def predict(self, accelerator: Any, model: torch.nn.Module, loader: Any, data: Any, rows: list[int]) -> pd.DataFrame:
+        spotter = accelerator.unwrap_model(model)
+        spotter.eval()
+        settings = spotter.config.postprocess_settings()
+        found = []
+        for batch in loader:
+            video = data.examples[int(batch["row"][0])]
+            probs = spotter.score_video(data.processor.encode(video.flow.astype(np.float32)))
+            scores = {kind: probs[:, LABEL_OF[kind]] for kind in TYPES}
+            candidates = scores_to_intervals(scores, video.numbers, video.rate,
+                                             {t: CANDIDATE_THRESHOLD for t in TYPES}, self.widths, settings["smoothing"])
+            rows_of_video = prediction_rows(candidates, video, "", "spotter")
+            # one row without an interval names the video, so that a video with no candidate still counts
+            rows_of_video.append({"video": video.video_id, "subject": video.subject, "dataset": video.dataset,
+                                  "onset": -1, "offset": -1, "apex": -1, "type": "", "score": 0.0})
+            found.append(rows_of_video)
+        gathered = accelerator.gather_for_metrics(found, use_gather_object=True)
+        frame = pd.DataFrame([r for rows_of_video in gathered for r in rows_of_video])
+        frame = frame.drop(columns=["fold", "method"], errors="ignore").drop_duplicates()
+        frame["micro_threshold"], frame["macro_threshold"] = self.thresholds["micro"], self.thresholds["macro"]
+        return frame.reset_index(drop=True)
+
+    def _videos(self, frame: pd.DataFrame, data: Any) -> list[SpotVideo]:
+        wanted = set(frame["video"])
+        return [v for v in data.examples if v.video_id in wanted]
+
+    def _choose(self, frame: pd.DataFrame, data: Any) -> float:
+        """Thresholds of the grid with the best pooled F1 on `frame`'s videos; sets them; returns that F1."""
+        videos = self._videos(frame, data)
+        counts = np.zeros(3)
+        for kind in TYPES:
+            rows = frame[frame["type"] == kind]
+            best = (-1.0, 0.5, (0, 0, 0))
+            for threshold in THRESHOLD_GRID:
+                kept = rows[rows["score"] >= threshold]
+                per_video = [kept[kept["video"] == v.video_id].to_dict("records") for v in videos]
+                c = type_counts(per_video, videos, kind)
+                if (_f1(*c), threshold) >= best[:2]:
+                    best = (_f1(*c), float(threshold), c)
+            self.thresholds[kind] = best[1]
+            counts += best[2]
+        return _f1(*counts)
+
+    def epoch_score(self, predictions: pd.DataFrame, data: Any) -> float:
+        """Overall F1 on the validation subjects at the thresholds chosen on them (kept for the held-out rows
+        predicted next)."""
+        return self._choose(predictions, data)
+
+    def held_out_score(self, predictions: pd.DataFrame, data: Any) -> float:
+        """--select_on_test: thresholds and epoch chosen on the held-out subject itself (optimistic)."""
+        score = self._choose(predictions, data)
+        predictions["micro_threshold"], predictions["macro_threshold"] = self.thresholds["micro"], self.thresholds["macro"]
+        return score
+
+    def fold_scores(self, predictions: pd.DataFrame, data: Any) -> dict[str, float | None]:
+        if predictions.empty:
+            return {}
+        self.fold_thresholds.append({t: float(predictions[f"{t}_threshold"].iloc[0]) for t in TYPES})
+        m = pooled_metrics(_filter(predictions), self._videos(predictions, data))
+        return {"f1": m["f1_overall"], "f1_micro": m["f1_micro"], "f1_macro": m["f1_macro"]}
+
+    # ---------------------------------------------------------------------------------------- reports
+    def pooled_metrics(self, predictions: pd.DataFrame, data: Any, info: dict[str, Any]) -> dict[str, Any]:
+        videos = self._videos(predictions, data)
+        metrics = pooled_metrics(_filter(predictions), videos)
+        thresholds = predictions.groupby("fold")[["micro_threshold", "macro_threshold"]].first()
+        self.fold_thresholds = thresholds.to_dict("records")
+        metrics["thresholds_per_fold"] = thresholds.to_dict("index")
+        # the training-free baseline on the same folds: p chosen on the other subjects of each fold
+        rows = []
+        for held_out in sorted({v.subject for v in videos}):
+            training = [v for v in data.examples if v.subject != held_out]
+            widths = half_widths(training)
+            p, _ = choose_baseline(training, widths, data.processor.lag)
+            for v in (v for v in videos if v.subject == held_out):
+                rows += prediction_rows(baseline_intervals(v, p, widths, data.processor.lag), v, held_out, "baseline")
+        base = pooled_metrics(pd.DataFrame(rows, columns=["video", "onset", "offset", "apex", "type", "score", "fold"]), videos)
+        metrics["baseline"] = {k: base[k] for k in ("f1_overall", "f1_micro", "f1_macro", "precision", "recall",
+                                                    "tp", "fp", "fn")}
+        metrics["baseline"]["method"] = "flow magnitude on the face + SoftNet peaks, p chosen on the training subjects"
+        return {**info, **metrics, "task": "spot"}
+
+    def summary_line(self, metrics: dict[str, Any]) -> str:
+        head = "OPTIMISTIC (selection on the held-out subject): " if metrics.get("optimistic") else ""
+        b = metrics["baseline"]
+        return (f"{head}spotting F1 overall {metrics['f1_overall']:.3f} (micro {metrics['f1_micro']:.3f}, macro "
+                f"{metrics['f1_macro']:.3f}; TP {metrics['tp']}, FP {metrics['fp']}, FN {metrics['fn']}); "
+                f"baseline on the same folds {b['f1_overall']:.3f} (micro {b['f1_micro']:.3f}, macro {b['f1_macro']:.3f})")
+
+    def write_reports(self, output_dir: Path, predictions: pd.DataFrame, metrics: dict[str, Any]) -> None:
+        intervals = _filter(predictions)
+        columns = ["video", "onset", "offset", "type", "score", "fold", "epoch", "apex", "subject", "dataset"]
+        intervals[[c for c in columns if c in intervals]].to_csv(output_dir / "predictions.csv", index=False)
+        predictions.to_csv(output_dir / "candidates.csv", index=False)
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+
+    def card_results(self, metrics: dict[str, Any]) -> list:
+        from huggingface_hub import EvalResult
+
+        name = metrics.get("dataset", "spotting")
+        return [EvalResult(task_type="video-classification", dataset_type=name, dataset_name=f"{name} (LOSO, pooled)",
+                           metric_type="f1", metric_name=f"spotting F1 {kind} (IoU >= 0.5)",
+                           metric_value=float(metrics[f"f1_{kind}"]), verified=False)
+                for kind in ("overall", "micro", "macro")]
+
+    def model_card(self, run: Any, data: Any, metrics: dict[str, Any], repo_or_path: str) -> Any:
+        from huggingface_hub import ModelCard, ModelCardData
+
+        card_data = ModelCardData(library_name="transformers", tags=["micro-expression", "spotting"],
+                                  model_name=run.hub_model_id or f"mer-spotting-{run.dataset}",
+                                  eval_results=self.card_results(metrics))
+        text = (f"# Micro-expression spotter ({run.dataset})\n\n"
+                "Per-frame motion on the face -> ViT per frame -> temporal transformer -> background / micro / macro "
+                "per frame -> intervals (SoftNet post-processing; thresholds chosen on validation subjects).\n\n"
+                f"LOSO over subjects, pooled (MEGC: IoU >= 0.5, one-to-one): F1 overall {metrics['f1_overall']:.3f}, "
+                f"micro {metrics['f1_micro']:.3f}, macro {metrics['f1_macro']:.3f}; training-free baseline on the same "
+                f"folds {metrics['baseline']['f1_overall']:.3f}.{' OPTIMISTIC: selected on the held-out subject.' if metrics.get('optimistic') else ''}\n\n"
+                "```\nmer-predict long.mp4 --model " + repo_or_path + " [--recognizer MODEL] [--json]\n```\n")
+        return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}")
+
+    def export_model(self, model: torch.nn.Module) -> Any:
+        """The released model carries the median of the folds' thresholds and the training half widths."""
+        for kind in TYPES:
+            values = [t[f"{kind}_threshold"] if f"{kind}_threshold" in t else t[kind] for t in self.fold_thresholds]
+            if values:
+                setattr(model.config, f"{kind}_threshold", float(np.median(values)))
+            setattr(model.config, f"{kind}_half_width", float(self.widths[kind]))
+        return model
+
+    def card_run(self, run: Any, data: Any) -> dict[str, Any]:
+        return {}

@@ -175,6 +175,7 @@ class TaskRegistry(MutableMapping):
 
 TASKS = TaskRegistry({
     "recognize": "modeling_mer.training.recognition:RecognitionTask",
+    "spot": "modeling_mer.training.spotting:SpottingTask",
 })
 
 
