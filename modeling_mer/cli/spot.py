@@ -35,8 +35,8 @@ def model_type_of(model_id: str) -> str | None:
         from transformers import PretrainedConfig
 
         config, _ = PretrainedConfig.get_config_dict(model_id)
-        return config.get("model_type")
-    except (OSError, ValueError):
+        return config.get("model_type") if isinstance(config, dict) else None  # a JSON list...: mer-predict names it
+    except (OSError, ValueError, TypeError):
         return None
 
 
