@@ -397,6 +397,11 @@ def resolve(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> RunConfi
 
 def apply_defaults(run: RunConfig) -> None:
     """Every default that depends on other options, in one place."""
+    if run.task == "spot":  # a small spotter trained from scratch; thresholds need validation subjects (honest)
+        if not run.val_subjects and not run.select_on_test:
+            run.val_subjects = 1
+        if run.lr is None:
+            run.lr = 1e-3
     if run.model is None:
         run.model = REAL_PRESET if run.realistic else "tiny"
         if run.realistic and not run.pretrained_spatial:
