@@ -4,6 +4,7 @@ folds (generated long videos), and the speed of spotting a 1-minute 30 fps 640x4
     python bench/spotting.py                      # both parts; JSON in bench/results/spotting_cpu.json
     python bench/spotting.py --part loso --subjects 6 --videos 2 --frames 900
     python bench/spotting.py --part speed
+    python bench/spotting.py --part loso --data synthetic_long --frames 600 --output bench/results/spotting_synthetic_long_cpu.json
 
 LOSO: `modeling_mer.training.spotting.run_loso` over generated long videos (`spotting_synthetic`: micro- and
 macro-expressions at small amplitude among blinks, head drift and sudden head movements, lighting drift,
@@ -38,6 +39,7 @@ from modeling_mer.training.spotting import (  # noqa: E402
     synthetic_videos,
     train_spotter,
     validation_subjects,
+    videos_from_dataset,
 )
 
 FIGURES = ("f1_overall", "f1_micro", "f1_macro", "precision", "recall", "tp", "fp", "fn")
@@ -47,7 +49,14 @@ def loso(args: argparse.Namespace, cache: Path) -> tuple[dict, object]:
     processor = MERSpottingProcessor(crop="none")
     store = FeatureStore(cache / "spot_features", processor)
     started = time.perf_counter()
-    videos = synthetic_videos(args.subjects, args.videos, store, num_frames=args.frames, fps=30.0, seed=args.seed)
+    if args.data == "synthetic_long":  # dataset_scripts' long synthetic mode (CAS(ME)^2's real event timings)
+        from dataset_scripts import load_mer_dataset
+
+        raw = load_mer_dataset("synthetic_long", cache_dir=str(cache), num_subjects=args.subjects,
+                               videos_per_subject=args.videos, num_frames=args.frames, seed=args.seed)
+        videos = videos_from_dataset(list(raw), store)
+    else:
+        videos = synthetic_videos(args.subjects, args.videos, store, num_frames=args.frames, fps=30.0, seed=args.seed)
     feature_seconds = time.perf_counter() - started
     config = MERSpottingConfig.from_preset(args.preset)
     started = time.perf_counter()
@@ -55,7 +64,9 @@ def loso(args: argparse.Namespace, cache: Path) -> tuple[dict, object]:
                       batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
     loso_seconds = time.perf_counter() - started
     out = {
-        "data": {"generator": "modeling_mer.training.spotting_synthetic", "subjects": args.subjects,
+        "data": {"generator": {"generator": "modeling_mer.training.spotting_synthetic",
+                               "synthetic_long": "dataset_scripts/_synthetic_long.py (load_mer_dataset('synthetic_long'))"}[args.data],
+                 "subjects": args.subjects,
                  "videos_per_subject": args.videos, "frames_per_video": args.frames, "fps": 30.0,
                  "events": {t: sum(e["type"] == t for v in videos for e in v.events) for t in ("micro", "macro")}},
         "settings": {"preset": args.preset, "steps": args.steps, "eval_every": args.eval_every,
@@ -118,6 +129,8 @@ def speed(args: argparse.Namespace, model, cache: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("all", "loso", "speed"), default="all")
+    parser.add_argument("--data", choices=("generator", "synthetic_long"), default="generator",
+                        help="generated long videos: spotting_synthetic's (default) or the dataset's long synthetic mode")
     parser.add_argument("--subjects", type=int, default=6)
     parser.add_argument("--videos", type=int, default=2, help="videos per subject")
     parser.add_argument("--frames", type=int, default=900, help="frames per video (30 fps)")

@@ -1,0 +1,74 @@
+"""The spotting Task's methods as the runner calls them: loaders, loss, candidate predictions, thresholds
+chosen with the epoch on validation rows, pooled metrics with the baseline, reports, the exported model."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+from accelerate import Accelerator
+
+from modeling_mer import MERSpottingConfig, MERSpottingProcessor
+from modeling_mer.training.spotting import FeatureStore, SpottingTask, _filter, synthetic_videos
+from modeling_mer.training.tasks import TASKS, TaskData
+
+
+@pytest.fixture(scope="module")
+def data():
+    processor = MERSpottingProcessor(crop="none")
+    videos = synthetic_videos(3, 1, FeatureStore(None, processor), num_frames=240, width=96, height=72, seed=9)
+    meta = pd.DataFrame({"dataset": [v.dataset for v in videos], "subject": [v.subject for v in videos],
+                         "video_id": [v.video_id for v in videos]})
+    return TaskData(meta=meta, config=MERSpottingConfig.from_preset("tiny"), processor=processor, examples=videos)
+
+
+RUN = SimpleNamespace(batch_size=4, no_augment=False)
+
+
+def test_registered_as_spot():
+    assert TASKS["spot"] is SpottingTask and SpottingTask.name == "spot"
+
+
+def test_one_fold_as_the_runner_drives_it(data, tmp_path):
+    task, accelerator = SpottingTask(), Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = task.build_model(RUN, data, 0)
+    task.begin_fold(RUN, data, [0], 0)
+    batch = next(iter(task.make_loader(RUN, data, [0], True, 0)))
+    assert batch["flow"].shape == (4, 32, 2, 16, 16) and batch["labels"].shape == (4, 32)
+    loss = task.loss(model, batch, data)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    val = task.predict(accelerator, model, task.make_loader(RUN, data, [1], False, 0), data, [1])
+    assert set(val["video"]) == {"s01_v0"} and (val["type"] == "").sum() == 1  # the video's marker row
+    score = task.epoch_score(val, data)  # thresholds chosen on the validation rows ...
+    chosen = dict(task.thresholds)
+    test = task.predict(accelerator, model, task.make_loader(RUN, data, [2], False, 0), data, [2])
+    assert (test["micro_threshold"] == chosen["micro"]).all() and (test["macro_threshold"] == chosen["macro"]).all()
+    assert 0.0 <= score <= 1.0 and set(test["video"]) == {"s02_v0"}
+    kept = _filter(test)
+    assert (kept["score"] >= kept[["micro_threshold", "macro_threshold"]].min(axis=1)).all()
+    # --select_on_test: chosen on the held-out rows themselves, stamped on them
+    task.held_out_score(test, data)
+    assert (test["micro_threshold"] == task.thresholds["micro"]).all()
+    test["fold"], test["epoch"] = "s02", 0
+    val["fold"], val["epoch"] = "s01", 0
+    pooled = pd.concat([val, test], ignore_index=True)
+    metrics = task.pooled_metrics(pooled, data, {"optimistic": True, "dataset": "synthetic_long"})
+    assert metrics["num_videos"] == 2 and set(metrics["per_fold"]) == {"s01", "s02"}
+    assert metrics["tp"] + metrics["fn"] == sum(len(data.examples[i].events) for i in (1, 2))
+    assert "baseline" in metrics and metrics["baseline"]["tp"] + metrics["baseline"]["fn"] == metrics["tp"] + metrics["fn"]
+    assert task.summary_line(metrics).startswith("OPTIMISTIC")
+    task.write_reports(tmp_path, pooled, metrics)
+    written = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(written.columns[:6]) == ["video", "onset", "offset", "type", "score", "fold"]
+    assert set(written["type"]) <= {"micro", "macro"} and json.loads((tmp_path / "metrics.json").read_text())["task"] == "spot"
+    exported = task.export_model(model)
+    assert exported.config.micro_threshold == pytest.approx(sorted(t["micro_threshold"] for t in task.fold_thresholds)[0]
+                                                            if len(task.fold_thresholds) == 1 else
+                                                            float(pd.Series([t["micro_threshold"] for t in task.fold_thresholds]).median()))
+    card = task.model_card(SimpleNamespace(hub_model_id=None, dataset="synthetic_long"), data, metrics, "out")
+    assert "spotting F1 overall" in str(card) or "F1 overall" in str(card)
