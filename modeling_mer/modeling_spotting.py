@@ -148,7 +148,8 @@ class MERForExpressionSpotting(MERSpottingPreTrainedModel):
         out = np.zeros((images.shape[0], self.config.num_labels), dtype=np.float32)
         for first in range(0, len(plan), batch_size):
             chunk = plan[first:first + batch_size]
-            for (start, stop, keep_from, keep_to), probs in zip(chunk, self._score_windows([images[s:e] for s, e, _, _ in chunk])):
+            windows = self._score_windows([images[s:e] for s, e, _, _ in chunk])
+            for (start, _stop, keep_from, keep_to), probs in zip(chunk, windows):
                 out[keep_from:keep_to] = probs[keep_from - start:keep_to - start]
         return out
 

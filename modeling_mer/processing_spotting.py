@@ -36,8 +36,15 @@ except ImportError as err:
 
 from .face_crop import CROPS, crop_resize, locate_face
 from .flow_encoding import encode_motion
-from .optical_flow import HEAD_MOTIONS, check_flow_method, dense_flow, reduce_flow, remove_head_motion, to_gray
-from .video_io import IMAGE_SUFFIXES, VideoStream, list_frame_folder, open_frames, open_video, to_rgb_array
+from .optical_flow import (
+    HEAD_MOTIONS,
+    check_flow_method,
+    dense_flow,
+    reduce_flow,
+    remove_head_motion,
+    to_gray,
+)
+from .video_io import VideoStream, list_frame_folder, open_frames, open_video, to_rgb_array
 
 __all__ = ["MERSpottingProcessor", "window_plan", "smooth", "find_peaks", "scores_to_intervals"]
 

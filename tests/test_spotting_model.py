@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import modeling_mer
 from modeling_mer import MERForExpressionSpotting, MERSpottingConfig, MERSpottingProcessor
 from modeling_mer.processing_spotting import find_peaks, scores_to_intervals, smooth, window_plan
 from modeling_mer.training.spotting_synthetic import make_long_video

@@ -7,11 +7,16 @@ import subprocess
 import sys
 
 import av
-import numpy as np
 import pytest
 import torch
 
-from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor, MERSpottingConfig, MERSpottingProcessor
+from modeling_mer import (
+    MERConfig,
+    MERForVideoClassification,
+    MERImageProcessor,
+    MERSpottingConfig,
+    MERSpottingProcessor,
+)
 from modeling_mer.cli import predict as predict_cli
 from modeling_mer.training.spotting import FeatureStore, synthetic_videos, train_spotter
 from modeling_mer.training.spotting_synthetic import make_long_video
