@@ -72,3 +72,35 @@ def test_one_fold_as_the_runner_drives_it(data, tmp_path):
                                                             float(pd.Series([t["micro_threshold"] for t in task.fold_thresholds]).median()))
     card = task.model_card(SimpleNamespace(hub_model_id=None, dataset="synthetic_long"), data, metrics, "out")
     assert "spotting F1 overall" in str(card) or "F1 overall" in str(card)
+
+
+def test_with_a_recogniser_each_interval_gets_an_emotion_and_strs_is_reported(data, tmp_path):
+    from PIL import Image
+
+    from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor
+    from modeling_mer.training.spotting_synthetic import make_long_video
+
+    torch.manual_seed(0)
+    recogniser = MERForVideoClassification(MERConfig.from_preset(
+        "tiny", labels=["negative", "positive", "surprise"], num_frames=4, vision_config={"image_size": 32}))
+    recogniser.save_pretrained(tmp_path / "rec")
+    MERImageProcessor(image_size=32, num_frames=4, crop="none").save_pretrained(tmp_path / "rec")
+    video = make_long_video(9 * 1000 + 2 * 50, num_frames=240, fps=30.0, width=96, height=72)  # s02_v0 of the fixture
+    (tmp_path / "frames").mkdir()
+    paths = []
+    for index, frame in video.frames():
+        paths.append(str(tmp_path / "frames" / f"img{index + 1}.png"))
+        Image.fromarray(frame).save(paths[-1])
+    task, accelerator = SpottingTask(), Accelerator(cpu=True)
+    task.recognizer = str(tmp_path / "rec")
+    task.sources = {"s02_v0": (paths, list(range(240)), 30.0)}
+    model = task.build_model(RUN, data, 0)
+    task.begin_fold(RUN, data, [0, 1], 0)
+    frame = task.predict(accelerator, model, task.make_loader(RUN, data, [2], False, 0), data, [2])
+    frame["micro_threshold"] = frame["macro_threshold"] = 0.05  # every candidate is an interval
+    frame["fold"], frame["epoch"] = "s02", 0
+    metrics = task.pooled_metrics(frame, data, {"dataset": "synthetic_long"})
+    assert "strs" in metrics and metrics["strs"] == pytest.approx(metrics["f1_overall"] * metrics["f1_analysis"])
+    named = frame[frame["type"].isin(["micro", "macro"])]
+    assert len(named) and set(named["emotion"]) <= {"negative", "positive", "surprise"}
+    assert "STRS" in task.summary_line(metrics)

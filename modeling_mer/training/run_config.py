@@ -53,7 +53,7 @@ REAL_DEFAULTS = {"encoding": "motion", "flow_size": 240, "head_motion": "affine"
 DEFAULT_EPOCHS = 12
 FLOW_ONLY = ("encoding", "uv_scale", "flow_size", "head_motion")  # processor options without meaning for raw frames
 # Options added after runs were stored: a stored run_args.json without them had these values.
-ADDED_OPTIONS = {"task": "recognize", "allow_overlap": False}
+ADDED_OPTIONS = {"task": "recognize", "allow_overlap": False, "recognizer": None}
 
 
 @dataclass
@@ -93,6 +93,7 @@ class RunConfig:
     freeze_spatial: bool = False
     no_feature_store: bool = False
     allow_overlap: bool = False
+    recognizer: str | None = None
     output_dir: str = "runs/mer-loso"
     epochs: int | None = None
     batch_size: int = 8
@@ -327,6 +328,9 @@ def _model_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     model.add_argument("--no_feature_store", action="store_true",
                        help="with a frozen ViT, run it on every frame in every epoch instead of storing its embeddings "
                             "once (the same predictions, far slower; for comparison)")
+    model.add_argument("--recognizer", default=None,
+                       help="--task spot: a saved recogniser (folder or Hub id) that names each spotted interval's "
+                            "emotion; the spot-then-recognise score STRS is reported")
     model.add_argument("--allow_overlap", action="store_true",
                        help="OPTIMISTIC: accept a --model folder trained on the evaluated data (its train_datasets); the "
                             "run is then labelled optimistic everywhere. Without it such a run is refused")
@@ -446,6 +450,8 @@ def check_rules(run: RunConfig) -> None:
     _check_geometry(run)
     if run.align and run.crop not in ("dlib", "dlib-landmarks"):
         raise ValueError(f"--align needs the landmark crop (--crop dlib or dlib-landmarks), not --crop {run.crop}")
+    if run.recognizer and run.task != "spot":
+        raise ValueError("--recognizer names the emotions of spotted intervals: it applies to --task spot only")
     if run.push_to_hub and not run.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id user/name")
     run.selection()  # --val_subjects with --select_on_test

@@ -418,6 +418,37 @@ def synthetic_videos(subjects: int, videos_per_subject: int, store: FeatureStore
     return out
 
 
+def recognise_intervals(intervals: Sequence[dict], sources: dict[str, tuple], recognizer: str) -> list[str]:
+    """The recogniser's emotion for each interval (rows with video, onset, apex, offset in the dataset's frame
+    numbers); `sources[video]` = (frame paths or a video file, frame numbers or None, fps)."""
+    from modeling_mer.cli.predict import load_model, load_processor
+    from modeling_mer.cli.predict import predict as predict_clip
+    from modeling_mer.video_io import Clip, open_video
+
+    model = load_model(recognizer)
+    processor, _ = load_processor(recognizer, model, {})
+    emotions = []
+    for r in intervals:
+        source, numbers, _ = sources[str(r["video"])]
+        onset, offset = int(r["onset"]), int(r["offset"])
+        if isinstance(source, str):  # a video file: decode onset..offset (indices are frame numbers)
+            with open_video(source) as stream:
+                frames = [f for _, f in stream.frames(onset, offset + 1)]
+            kept = list(range(onset, onset + len(frames)))
+        else:
+            numbers = list(numbers) if numbers is not None else list(range(len(source)))
+            picked = [(n, p) for n, p in zip(numbers, source) if onset <= n <= offset]
+            kept, frames = [n for n, _ in picked], [p for _, p in picked]
+        if len(frames) < 2:
+            emotions.append("")
+            continue
+        apex = int(r["apex"]) if kept[0] < int(r["apex"]) <= kept[-1] and int(r["apex"]) in kept else None
+        out = predict_clip(Clip(frames, kept, f"{r['video']} {onset}-{offset}"), model, processor,
+                           onset=kept[0], apex=apex, offset=kept[-1])
+        emotions.append(out["label"])
+    return emotions
+
+
 # ------------------------------------------------------------------------------------------- the Task
 CANDIDATE_THRESHOLD = 0.05  # predict keeps every peak this high; a threshold is then a filter on the score
 
@@ -508,7 +539,11 @@ class SpottingTask(Task):
             cache = Path(run.cache_dir) if run.cache_dir else (Path(raw.cache_files[0]["filename"]).parent
                                                                  if raw.cache_files else None)
             store = FeatureStore(cache / "spot_features" if cache else None, processor)
-            videos = videos_from_dataset(list(raw), store, log=accelerator.print)
+            rows = list(raw)
+            videos = videos_from_dataset(rows, store, log=accelerator.print)
+        self.recognizer = getattr(run, "recognizer", None)
+        self.sources = {str(r["video_id"]): (r.get("frames") or r.get("video"), r.get("frame_numbers") or None, float(r["fps"]))
+                        for r in rows}
         accelerator.print(f"spotting features: {store.computed} videos computed ({store.seconds:.0f} s), "
                           f"{store.reused} reused")
         preset = "tiny" if run.model == "tiny" else "spot-small"
@@ -622,7 +657,12 @@ class SpottingTask(Task):
     # ---------------------------------------------------------------------------------------- reports
     def pooled_metrics(self, predictions: pd.DataFrame, data: Any, info: dict[str, Any]) -> dict[str, Any]:
         videos = self._videos(predictions, data)
-        metrics = pooled_metrics(_filter(predictions), videos)
+        intervals = _filter(predictions)
+        if getattr(self, "recognizer", None):  # spot, then recognise: each interval named, STRS reported
+            intervals = intervals.copy()
+            intervals["emotion"] = recognise_intervals(intervals.to_dict("records"), self.sources, self.recognizer)
+            predictions.loc[intervals.index, "emotion"] = intervals["emotion"]
+        metrics = pooled_metrics(intervals, videos)
         thresholds = predictions.groupby("fold")[["micro_threshold", "macro_threshold"]].first()
         self.fold_thresholds = thresholds.to_dict("records")
         metrics["thresholds_per_fold"] = thresholds.to_dict("index")
@@ -643,13 +683,15 @@ class SpottingTask(Task):
     def summary_line(self, metrics: dict[str, Any]) -> str:
         head = "OPTIMISTIC (selection on the held-out subject): " if metrics.get("optimistic") else ""
         b = metrics["baseline"]
+        if "strs" in metrics:
+            head += f"STRS {metrics['strs']:.3f} (F1 analysis {metrics['f1_analysis']:.3f}); "
         return (f"{head}spotting F1 overall {metrics['f1_overall']:.3f} (micro {metrics['f1_micro']:.3f}, macro "
                 f"{metrics['f1_macro']:.3f}; TP {metrics['tp']}, FP {metrics['fp']}, FN {metrics['fn']}); "
                 f"baseline on the same folds {b['f1_overall']:.3f} (micro {b['f1_micro']:.3f}, macro {b['f1_macro']:.3f})")
 
     def write_reports(self, output_dir: Path, predictions: pd.DataFrame, metrics: dict[str, Any]) -> None:
         intervals = _filter(predictions)
-        columns = ["video", "onset", "offset", "type", "score", "fold", "epoch", "apex", "subject", "dataset"]
+        columns = ["video", "onset", "offset", "type", "score", "fold", "epoch", "apex", "subject", "dataset", "emotion"]
         intervals[[c for c in columns if c in intervals]].to_csv(output_dir / "predictions.csv", index=False)
         predictions.to_csv(output_dir / "candidates.csv", index=False)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
