@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "robustness_driver.py"
-RUN = ["--synthetic_subjects", "3", "--synthetic_clips", "3", "--epochs", "2", "--image_size", "16", "--num_frames", "2"]
+RUN = ["--synthetic_subjects", "3", "--synthetic_clips", "3", "--epochs", "1", "--image_size", "16", "--num_frames", "2"]
 INTERRUPTED = "train.py: interrupted (Ctrl-C): finished epochs, folds and caches are kept; continue with the same command and --resume"
 
 
@@ -148,7 +148,7 @@ def test_case10_12_real_full_and_read_only_file_systems(sequence, tmp_path):
     if not _mount(small, "size=1m"):
         pytest.skip("cannot mount a tmpfs here: the simulated cases above stand for these")
     try:
-        base = [*RUN, "--output_dir", str(small / "run"), "--cache_dir", str(sequence["cache"]), "--fold", "0", "--epochs", "1"]
+        base = [*RUN, "--output_dir", str(small / "run"), "--cache_dir", str(sequence["cache"]), "--fold", "0"]
         other = [*RUN, "--output_dir", str(small / "other"), "--cache_dir", str(tmp_path / "unused")]
         full, resumed, refused = drive(tmp_path, "mounts", [
             {"argv": base},
