@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import re
-import resource
 import shutil
 import socket
 import tempfile
@@ -34,10 +32,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+try:  # POSIX; elsewhere (Windows) nothing is locked and the limits are not read
+    import fcntl
+    import resource
+except ImportError:  # pragma: no cover - not on the platforms the tests run on
+    fcntl = resource = None
+
 RUN_LOCK = ".train.lock"
 WRITE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "the disk quota is exceeded",
+    getattr(errno, "EDQUOT", 122): "the disk quota is exceeded",
     errno.EFBIG: "file too large (the file-size limit, ulimit -f, or the file system's largest file)",
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
@@ -68,6 +72,8 @@ class _Lock:
 
     def acquire(self) -> bool:
         """True when held; False when another process holds it (never waits)."""
+        if fcntl is None:
+            raise OSError(errno.ENOSYS, "file locks are not available on this platform")
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -203,8 +209,8 @@ def _torch_write_failure(err: BaseException) -> bool:
 
 def _guess_errno(folder: Path) -> int | None:
     """torch reports a failed write without its cause: the file-size limit, or a (nearly) full disk."""
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY:
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else None
+    if limit is not None and limit != resource.RLIM_INFINITY:
         return errno.EFBIG
     with contextlib.suppress(OSError):
         if shutil.disk_usage(folder).free < 64 * 2**20:
@@ -226,12 +232,12 @@ def write_failure(err: BaseException, output_dir: str | os.PathLike | None, cach
     if cache_dir is not None and filename and str(filename).startswith(str(Path(cache_dir).expanduser())):
         where += " (--cache_dir)"
     reason = WRITE_ERRNOS.get(code, "the write failed (torch: file write failed; a full disk or a file-size limit)")
-    if code == errno.EFBIG:
+    if code == errno.EFBIG and resource is not None:
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
         if limit != resource.RLIM_INFINITY:
             reason = f"file too large: this process may write files of at most {limit:,} bytes (ulimit -f)"
     free = ""
-    if code in (errno.ENOSPC, errno.EDQUOT):
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", 122)):
         with contextlib.suppress(OSError):
             free = f", {shutil.disk_usage(folder).free / 2**20:,.0f} MiB free there"
     advice = {
