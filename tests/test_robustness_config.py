@@ -77,3 +77,15 @@ def test_case9_train_model_folder_is_one_line(saved, tmp_path):
         f"--model {folder}: {folder / 'config.json'} holds a JSON array, not an object of config fields"
     ), done.stderr
     assert not out.exists()
+
+
+def test_run_args_json_of_another_shape_is_one_line(tmp_path):
+    """--resume reads output_dir/run_args.json: a list there is named, not a TypeError traceback."""
+    from modeling_mer.training.checkpoints import RunStateError, check_run_args
+
+    (tmp_path / "folds").mkdir()
+    (tmp_path / "folds" / "fold_000.csv").write_text("fold,label\n")  # a finished fold: a previous run
+    (tmp_path / "run_args.json").write_text("[1, 2]")
+    with pytest.raises(RunStateError) as err:
+        check_run_args(tmp_path, {"epochs": 1}, resume=True, write=False)
+    assert str(err.value) == f"{tmp_path / 'run_args.json'}: holds a JSON list, not the run's settings (an object)"

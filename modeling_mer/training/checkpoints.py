@@ -71,6 +71,8 @@ def check_run_args(output_dir: Path, args: dict[str, Any], resume: bool, write: 
             stored = json.loads(path.read_text())
         except ValueError as err:
             raise RunStateError(f"{path}: unreadable ({err}); it records the run's settings") from None
+        if not isinstance(stored, dict):  # valid JSON of another shape
+            raise RunStateError(f"{path}: holds a JSON {type(stored).__name__}, not the run's settings (an object)")
         stored = {**{k: v for k, v in ADDED_OPTIONS.items() if k in args}, **stored}  # runs stored before them
         differ = sorted(
             k for k in set(stored) | set(args)
@@ -161,9 +163,10 @@ class Checkpoints:
 
 def _progress(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((path / "progress.json").read_text())
+        progress = json.loads((path / "progress.json").read_text())
     except (OSError, ValueError):
         return None
+    return progress if isinstance(progress, dict) else None
 
 
 def clean_incomplete(output_dir: Path, fold: int | None = None) -> list[str]:
