@@ -87,7 +87,10 @@ def spot_video(source: Any, model, processor, fps: float | None = None) -> dict[
         probabilities = np.stack(list(model.score_stream(images())))
         num_frames = stream.decoded
     intervals = processor.post_process(probabilities, frames, fps, **model.config.postprocess_settings())
-    return {"fps": fps, "num_frames": int(num_frames), "frames": np.asarray(frames), "probabilities": probabilities,
+    settings = model.config.postprocess_settings()
+    return {"fps": fps, "rate": processor.rate(fps), "smoothing": settings["smoothing"],
+            "thresholds": settings["thresholds"],
+            "num_frames": int(num_frames), "frames": np.asarray(frames), "probabilities": probabilities,
             "magnitude": np.asarray(magnitude, dtype=np.float32), "boxes": np.asarray(boxes), "intervals": intervals}
 
 
@@ -206,7 +209,10 @@ def format_text(output: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from transformers.utils import logging as hf_logging
+
     args = build_parser().parse_args(argv)
+    hf_logging.disable_progress_bar()
     try:
         output = run(args)
     except (ValueError, OSError, ImportError) as err:

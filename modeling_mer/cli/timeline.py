@@ -33,8 +33,13 @@ def draw_timeline(path: str | Path, result: dict[str, Any], intervals: list[dict
     ax = axes[0]
     motion = np.asarray(result["magnitude"], dtype=np.float64)
     ax.plot(seconds, motion / max(motion.max(), 1e-12), color="0.55", lw=0.8, label="motion (head motion removed)")
-    ax.plot(seconds, probs[:, 1], color=TYPE_COLOURS["micro"], lw=1.0, label="micro score")
-    ax.plot(seconds, probs[:, 2], color=TYPE_COLOURS["macro"], lw=1.0, label="macro score")
+    from modeling_mer.processing_spotting import smooth
+
+    width = max(1, int(round(result.get("smoothing", 0.0) * result.get("rate", fps))) | 1)
+    for kind, column in (("micro", 1), ("macro", 2)):  # the smoothed scores the thresholds apply to
+        ax.plot(seconds, smooth(probs[:, column], width), color=TYPE_COLOURS[kind], lw=1.0, label=f"{kind} score")
+        if "thresholds" in result:
+            ax.axhline(result["thresholds"][kind], color=TYPE_COLOURS[kind], lw=0.7, ls="--")
     ax.set_ylim(0, 1.45)
     ax.set_ylabel("score")
     ax.legend(loc="upper right", fontsize=8, ncol=3)
