@@ -165,8 +165,11 @@ def find_expression(
     if not 0 <= lo < hi <= n - 1:
         if n >= 2 or onset is not None or offset is not None:
             raise ValueError(f"apex spotting: need 0 <= onset < offset <= {n - 1}, got onset={onset}, offset={offset}")
-    if n <= 2 or hi - lo < 2 and onset is not None and offset is not None:
-        return ExpressionWindow(lo, hi, hi, np.zeros(n))
+    # The apex must leave room for a found onset before it / offset after it.
+    first = lo + 1 if onset is not None else max(lo, 1)
+    last = min(hi - 1 if offset is not None else n - 2, hi)
+    if n <= 2 or (hi - lo < 2 and onset is not None and offset is not None) or first > last:
+        return ExpressionWindow(lo, hi, hi, np.zeros(n))  # too short to search: the apex is the last frame
     if onset is not None and offset is not None:
         # Only the annotated window is searched: it is scored as a clip of its own (k from its length).
         window = list(frames[lo : hi + 1])
@@ -174,12 +177,9 @@ def find_expression(
         scores[lo : hi + 1] = motion_profile(window, lag=lag, method=method, max_side=max_side, head_motion=head_motion)
         apex = _pick_peak(scores, lo + 1, hi) if scores[lo + 1 : hi + 1].any() else hi
         return ExpressionWindow(lo, apex, hi, scores)
-    # The apex must leave room for a found onset before it / offset after it.
-    first = lo + 1 if onset is not None else 1
-    last = hi - 1 if offset is not None else n - 2
     scores = motion_profile(frames, lag=lag, method=method, max_side=max_side, head_motion=head_motion,
-                            first=first, last=min(last, hi))
-    apex = _pick_peak(scores, first, min(last, hi))
+                            first=first, last=last)
+    apex = _pick_peak(scores, first, last)
     found_onset, found_offset = _boundaries(frames, apex, lo, hi, onset is None, offset is None,
                                             method=method, max_side=max_side, head_motion=head_motion, plateau=plateau)
     return ExpressionWindow(found_onset, apex, found_offset, scores)

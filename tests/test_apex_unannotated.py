@@ -110,3 +110,21 @@ def test_processor_without_annotation_samples_around_the_planted_apex():
     # onset/offset given (SMIC-HS, CASME II's "/"): kept, the apex found between them
     bounded = proc.compute_flow(frames, onset=8, offset=30)
     assert (bounded["onset"], bounded["offset"]) == (8, 30) and abs(bounded["apex"] - apex) <= 2
+
+
+def test_every_bound_combination_on_short_clips_is_ordered_or_one_clear_error():
+    rng = np.random.default_rng(0)
+    for n in range(1, 6):
+        frames = [(rng.random((16, 16, 3)) * 255).astype(np.uint8) for _ in range(n)]
+        for onset in [None, *range(n)]:
+            for offset in [None, *range(n)]:
+                try:
+                    found = find_expression(frames, onset, offset)
+                except ValueError as err:
+                    assert "need 0 <= onset < offset" in str(err)
+                    assert (onset if onset is not None else 0) >= (offset if offset is not None else n - 1)
+                    continue
+                assert 0 <= found.onset <= found.apex <= found.offset <= n - 1
+                assert onset in (None, found.onset) and offset in (None, found.offset)
+                if n >= 3 and onset is None and offset is None:
+                    assert found.onset < found.apex < found.offset
