@@ -516,7 +516,7 @@ class SpottingTask(Task):
     name = "spot"
     score_name = "f1"
     held_out_score_name = "f1"
-    example_word = "videos"
+    example_word = "candidate intervals"  # what the runner counts in a fold's rows (one marker row per video included)
 
     def __init__(self) -> None:
         self.thresholds = {"micro": 0.5, "macro": 0.5}
