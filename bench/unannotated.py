@@ -97,12 +97,13 @@ def bench_set(mode: str, opts: argparse.Namespace, workdir: Path, train_on_all: 
                      "onset_offset": {"onset": onset, "offset": offset}, "nothing": {}}
             for way, given in calls.items():
                 spotted = time.perf_counter()
-                out = processor(frames, **given)
+                out = processor.compute_flow(frames, **given)  # processor(...) is encode_flow(compute_flow(...))
+                pixel_values = processor.encode_flow(torch.from_numpy(out["flow"][None]))
                 record[f"{way}_seconds"] = time.perf_counter() - spotted
                 with torch.no_grad():
-                    logits = model(pixel_values=out["pixel_values"].to(runner.accelerator.device)).logits
+                    logits = model(pixel_values=pixel_values.to(runner.accelerator.device)).logits
                 record[f"{way}_pred"] = int(logits.argmax(-1)[0])
-                record[f"{way}_apex"] = int(out["apex"][0])
+                record.update({f"{way}_{k}": int(out[k]) for k in ("onset", "apex", "offset")})
             rows.append(record)
         predict_seconds += time.perf_counter() - begun
         runner.print(f"{mode} fold {fold.name}: {len(fold.test)} clips, "
@@ -140,6 +141,11 @@ def summarise(mode, run, rows, folds, chosen, prepare_seconds, train_seconds, pr
         last = np.array([r["frames"] - 1 if way == "nothing" else r["offset"] for r in rows])
         first = np.array([0 if way == "nothing" else r["onset"] for r in rows])
         distance = np.abs(found - true)
+        if way == "nothing":
+            for bound in ("onset", "offset"):
+                gap = np.array([r[f"nothing_{bound}"] - r[bound] for r in rows])
+                result[f"{bound}_nothing"] = {"mean_found_minus_annotated_frames": round(float(gap.mean()), 2),
+                                              "mean_abs_distance_frames": round(float(np.abs(gap).mean()), 2)}
         result[f"apex_{way}"] = {
             "first_frame": int((found == first).sum()), "last_frame": int((found == last).sum()),
             "mean_abs_distance_frames": round(float(distance.mean()), 2),
