@@ -402,7 +402,10 @@ class MERImageProcessor(BaseImageProcessor):
     def _spot(self, clip: Clip, frame_at: Any, onset_i: int | None, offset_i: int | None) -> tuple[int, int, int]:
         """(onset, apex, offset) indices of a clip whose apex is not given (`apex_spotting.find_expression`,
         on the face crop shrunk to spot_size). Given bounds are kept; found ones are widened, within the
-        clip, so that apex-centred sampling of num_frames frames fits between them."""
+        clip, so that apex-centred sampling of num_frames frames fits between them. A clip of at most
+        num_frames + 2 frames has no room for neutral margins: it stays whole and only its apex is found."""
+        if onset_i is None and offset_i is None and len(clip) <= self.num_frames + 2:
+            onset_i, offset_i = 0, len(clip) - 1
         frames = [frame_at(i) for i in range(len(clip))]
         found = find_expression(frames, onset_i, offset_i, max_side=self.spot_size)
         onset, apex, offset = found.onset, found.apex, found.offset
