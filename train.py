@@ -81,6 +81,7 @@ if _DEFERRED is not None:  # now the package's __init__ (transformers, the Auto 
 from dataset_scripts import MERDataError  # noqa: E402
 from modeling_mer.evaluation.hub_card import HubAccessError  # noqa: E402
 from modeling_mer.training.checkpoints import RunStateError  # noqa: E402
+from modeling_mer.training.hub_sync import HubSyncError, push_only  # noqa: E402
 from modeling_mer.training.run_lock import INTERRUPTED, OutputLockError, output_lock, write_failure  # noqa: E402
 from modeling_mer.training.runner import Runner, StopRequested  # noqa: E402
 
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None, run: RunConfig | None = None, started: f
     run = run or parse_args(argv)
     task = TASKS[run.task]()
     with output_lock(run.output_dir, run.fold, run.cache_dir):  # one writer per folder (per fold with --fold K)
+        if run.push_only:  # no training: the run already in --output_dir, to the Hub
+            push_only(run)
+            return None
         return _protocol(run, task, started)
 
 
@@ -124,7 +128,7 @@ def _protocol(run: RunConfig, task: Any, started: float | None) -> dict[str, Any
 if __name__ == "__main__":
     try:
         main(run=RUN, started=process_start_time() or STARTED)  # "done in": the wall clock, start-up included
-    except (FileExistsError, HubAccessError, RunStateError, MERDataError, LeakageError, OutputLockError) as err:  # the user's to fix
+    except (FileExistsError, HubAccessError, HubSyncError, RunStateError, MERDataError, LeakageError, OutputLockError) as err:  # the user's to fix
         raise SystemExit(f"train.py: error: {' '.join(str(err).split())}") from None
     except KeyboardInterrupt:  # Ctrl-C: the usual status, and how to go on
         print(f"\n{INTERRUPTED}", file=sys.stderr)  # on a line of its own, after any progress bar

@@ -395,3 +395,92 @@ def test_push_only_with_a_runs_settings(tmp_path, hub):
     assert hub.private["someone/public"] is False  # --hub_public
     assert set(hub.files("someone/public")) == {n for n, _ in hub_sync.matching_files(run, HUB_FILES, ["*/*"])} == {
         "README.md", "config.json", "model.safetensors", "metrics.json", "predictions.csv", "run_args.json"}
+
+
+# --------------------------------------------------------------------------- train.py end to end (fake Hub)
+@pytest.fixture
+def hub_for_train(hub, monkeypatch):
+    """The fake Hub behind train.py's own checks too (a token, who am I, online)."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_fake_token")
+    monkeypatch.setattr(huggingface_hub, "whoami", lambda token=None: {"name": "someone"})
+    return hub
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_the_hub_on_an_empty_folder(tmp_path, hub_for_train, monkeypatch, capsys):
+    """LOSO over 3 subjects (2 epochs each, then the final model) stopped after 5 epochs with --hub_strategy
+    checkpoint; its machine is gone; --resume_from_hub on an empty folder ends byte-identical to a run
+    that was never interrupted."""
+    from test_train import FAST, tiny_synthetic
+
+    import train
+    from modeling_mer.evaluation.reporting import HUB_FILES
+    from modeling_mer.training import recognition
+
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
+    hub = hub_for_train
+    args = [*FAST, "--seed", "3", "--cache_dir", str(tmp_path / "cache")]
+    hub_args = ["--push_to_hub", "--hub_model_id", REPO, "--hub_strategy", "checkpoint"]
+    straight = tmp_path / "straight"
+    reference = train.main([*args, "--output_dir", str(straight)])
+    first = tmp_path / "machine1"
+    assert train.main([*args, *hub_args, "--output_dir", str(first), "--stop_after", "5"]) is None
+    pushed = hub.files()
+    assert {"run_args.json", "folds/fold_000.csv", "folds/fold_001.csv"} <= set(pushed)
+    assert "folds/fold_002.csv" not in pushed and "model.safetensors" not in pushed
+    newest = hub_sync.latest_checkpoints(first)
+    assert len(newest) == 1 and {n for n in pushed if n.startswith("checkpoints/")} == {
+        p.relative_to(first).as_posix() for p in newest[0].rglob("*") if p.is_file()}
+    shutil.rmtree(first)  # the machine is gone: only the Hub holds the run
+    second = tmp_path / "machine2"
+    capsys.readouterr()
+    resumed = train.main([*args, *hub_args, "--output_dir", str(second), "--resume_from_hub", REPO])
+    console = capsys.readouterr().out
+    assert f"Hub: the run state of {REPO} (" in console
+    assert "fold 1/3 (synth_s01): kept from the previous run" in console and "fold 2/3 (synth_s02): kept" in console
+    assert f"resumed 2 from {newest[0].name} (epoch 1 of 2)" in console  # fold 3 goes on from its checkpoint
+    same = ["model.safetensors", "config.json", "preprocessor_config.json", "predictions.csv", "final_model.json",
+            "folds/fold_000.csv", "folds/fold_001.csv", "folds/fold_002.csv"]
+    for name in same:
+        assert (second / name).read_bytes() == (straight / name).read_bytes(), f"{name} differs after the move"
+    assert {k: v for k, v in resumed.items() if k != "seconds"} == {k: v for k, v in reference.items() if k != "seconds"}
+    remote = hub.files()
+    for name in ("model.safetensors", "config.json", "predictions.csv", "metrics.json", "README.md"):
+        assert remote[name] == (second / name).read_bytes()
+    assert not (second / ".hub_staging").exists()
+    assert set(HUB_FILES) >= {"model.safetensors"}
+
+
+def test_push_only_and_dry_run_from_the_command_line(tmp_path, hub_for_train, monkeypatch, capsys):
+    import train
+
+    hub = hub_for_train
+
+    run = finished_run(tmp_path)
+    (run / "run_args.json").write_text(json.dumps({"output_dir": str(run)}))
+    train.main(["--push_only", "--output_dir", str(run), "--hub_model_id", "someone/pushed", "--dry_run"])
+    out = capsys.readouterr().out
+    assert "hub (dry run): would upload" in out and not hub.repo("someone/pushed").exists()
+    train.main(["--push_only", "--output_dir", str(run), "--hub_model_id", "someone/pushed"])
+    assert {"model.safetensors", "README.md", "metrics.json"} <= set(hub.files("someone/pushed"))
+
+
+def test_a_dry_run_trains_needs_no_token_and_uploads_nothing(tmp_path, hub_for_train, monkeypatch, capsys):
+    from test_train import FAST, tiny_synthetic
+
+    import train
+    from modeling_mer.training import recognition
+
+    monkeypatch.setattr(recognition, "load_mer_dataset", tiny_synthetic)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    out = tmp_path / "dry"
+    metrics = train.main([*FAST, "--epochs", "1", "--output_dir", str(out), "--push_to_hub", "--hub_model_id",
+                          "someone/dry", "--hub_strategy", "every_save", "--dry_run"])
+    assert metrics is not None and not hub_for_train.repo("someone/dry").exists()
+    console = capsys.readouterr().out
+    folds = [line for line in console.splitlines() if line.startswith("hub (dry run): would upload") and "fold_" in line]
+    assert len(folds) >= 1 and "folds/fold_000.csv" in folds[0]
+    final = [line for line in console.splitlines() if "Upload micro-expression model" in line]
+    assert len(final) == 1 and "model.safetensors" in final[0] and "checkpoints/" not in final[0]
+    assert "hub: " in console and "(dry run: nothing was uploaded)" in console

@@ -34,6 +34,7 @@ from .run_outputs import FINAL_MARKER, fold_file
 RESUMABLE_DIFFERENCES = {
     "resume", "output_dir", "push_to_hub", "hub_model_id", "hub_public", "num_proc", "cache_dir",
     "stop_after", "aggregate", "no_final_model", "fold", "cpu_threads", "report_to",
+    "hub_strategy", "resume_from_hub", "push_only", "dry_run",
 }
 FINAL = "final"
 KEEP_CHECKPOINTS = 2

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .hub_sync import HUB_STRATEGIES
 from .protocols import PROTOCOLS, cli_problem, default_protocol
 from .selection import EpochSelection
 from .tasks import TASKS
@@ -117,6 +118,10 @@ class RunConfig:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_public: bool = False
+    hub_strategy: str = "end"
+    resume_from_hub: str | None = None
+    push_only: bool = False
+    dry_run: bool = False
     report_to: list[str] | None = None
 
     @property
@@ -199,6 +204,13 @@ def flow_method(text: str) -> str:
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def hub_repo(text: str) -> str:
+    """--resume_from_hub: a Hub repo id user/name."""
+    if not HUB_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Hub repo id user/name")
+    return text
 
 
 def model_value(text: str) -> str:
@@ -380,6 +392,18 @@ def _run_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     run.add_argument("--push_to_hub", action="store_true", help="upload model, processor, card, metrics, predictions")
     run.add_argument("--hub_model_id", default=None, help="the Hub repo (user/name); required with --push_to_hub")
     run.add_argument("--hub_public", action="store_true", help="make the Hub repo public (default: private)")
+    run.add_argument("--hub_strategy", choices=HUB_STRATEGIES, default=d["hub_strategy"],
+                     help="what --push_to_hub uploads, in the background, as transformers' Trainer: end (the final model, "
+                          "once), every_save (also each fold file as it is written), checkpoint (also the newest "
+                          "checkpoint: the repo always holds a run --resume_from_hub continues)")
+    run.add_argument("--resume_from_hub", metavar="REPO", type=hub_repo, default=None,
+                     help="download the run state a --hub_strategy checkpoint run pushed to REPO into --output_dir "
+                          "(which holds no run), then continue it as --resume does")
+    run.add_argument("--push_only", action="store_true",
+                     help="no training: push the run in --output_dir to --hub_model_id (a finished run; with "
+                          "--hub_strategy checkpoint also a stopped run's state), then exit")
+    run.add_argument("--dry_run", action="store_true",
+                     help="with --push_to_hub or --push_only: list each upload (files, size), upload nothing")
     track = p.add_argument_group("experiment tracking")
     track.add_argument("--report_to", nargs="+", choices=REPORT_TO_CHOICES, default=None, metavar="TRACKER",
                        help="trackers for per-step loss and lr, per-epoch and per-fold figures, the pooled metrics and "
@@ -415,6 +439,8 @@ def apply_defaults(run: RunConfig) -> None:
     run.epochs = DEFAULT_EPOCHS if run.epochs is None else run.epochs
     if run.lr is None:
         run.lr = 2e-3 if run.model == "tiny" and not run.pretrained_spatial else 1e-4
+    if run.resume_from_hub:  # the downloaded run is continued as --resume continues a local one
+        run.resume = True
     if run.protocol is None:
         run.protocol = default_protocol(several_datasets=_several(run.dataset))
     if run.crop is None and run.synthetic_mode == "realistic":
@@ -454,10 +480,23 @@ def check_rules(run: RunConfig) -> None:
         raise ValueError("--recognizer names the emotions of spotted intervals: it applies to --task spot only")
     if run.push_to_hub and not run.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id user/name")
+    _check_hub(run)
     run.selection()  # --val_subjects with --select_on_test
     if run.fold is not None and run.aggregate:
         raise ValueError("--fold runs one fold; --aggregate pools finished folds: use one or the other")
     check_overlap(run)
+
+
+def _check_hub(run: RunConfig) -> None:
+    """--push_only, --dry_run, --hub_strategy and --resume_from_hub with the options they need."""
+    if run.push_only and not run.hub_model_id:
+        raise ValueError("--push_only needs --hub_model_id user/name")
+    if run.push_only and (run.push_to_hub or run.resume_from_hub):
+        raise ValueError("--push_only pushes a run already on disk: it takes neither --push_to_hub nor --resume_from_hub")
+    if run.dry_run and not (run.push_to_hub or run.push_only):
+        raise ValueError("--dry_run lists what --push_to_hub or --push_only would upload: give one of them")
+    if run.hub_strategy != "end" and not (run.push_to_hub or run.push_only):
+        raise ValueError(f"--hub_strategy {run.hub_strategy} says what --push_to_hub uploads: give --push_to_hub")
 
 
 def _check_data_dir(run: RunConfig) -> None:

@@ -19,6 +19,7 @@ killed run stopped; finished folds and the final model are `run_outputs`'.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Runner:
     # Called on the main process with ("checkpoint" | "fold", path) once a checkpoint or a fold file is
     # visible (complete): e.g. an uploader that pushes the run state while it trains.
     on_saved: list[Callable[[str, Path], None]] = field(default_factory=list)
+    hub: Any = None  # hub_sync.HubSync with --push_to_hub (main process): uploads as the saves complete
 
     @property
     def output_dir(self) -> Path:
@@ -90,20 +92,37 @@ class Runner:
         )
         if accelerator.device.type == "cpu" and (run.cpu_threads or run.model in ("tiny", REAL_PRESET)):
             torch.set_num_threads(run.cpu_threads or 1)
-        if run.push_to_hub:  # before anything slow: no token or no network must not cost a training run
+        if run.push_to_hub and not run.dry_run:  # before anything slow: no token or no network must not cost a run
             from ..evaluation.hub_card import check_hub_access
 
             accelerator.print(f"Hub: {check_hub_access(run.hub_model_id, private=not run.hub_public)}")
         runner = cls(run, task, accelerator, RunTracker(accelerator, enabled=bool(run.report_to)),
                      time.time() if started is None else started, run.selection())
+        if run.resume_from_hub:  # a fresh machine: the run state the Hub holds, then --resume as usual
+            runner.fetch_run_state()
         check_run_args(output_dir, run.run_args(), run.resuming, write=False)  # refuse before anything is written
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # what a killed write left is never read: remove it
             removed = Checkpoints(accelerator.project_dir).clean() + clean_incomplete(output_dir, run.fold)
             if removed:
                 accelerator.print(f"removed what a stopped run left half-written: {', '.join(removed)}")
+        if run.push_to_hub and accelerator.is_main_process:  # --hub_strategy: uploads in the background
+            from .hub_sync import HubSync
+
+            runner.hub = HubSync.for_run(output_dir, run.hub_model_id, run.hub_strategy, dry_run=run.dry_run,
+                                         report=accelerator.print)
+            runner.on_saved.append(runner.hub.on_saved)
         accelerator.wait_for_everyone()
         return runner
+
+    def fetch_run_state(self) -> None:
+        """--resume_from_hub: the main process downloads the run state into output_dir; the others wait."""
+        if self.accelerator.is_main_process:
+            from .hub_sync import download_run_state
+
+            names = download_run_state(self.run.resume_from_hub, self.output_dir)
+            self.print(f"Hub: the run state of {self.run.resume_from_hub} ({len(names)} files) is in {self.output_dir}")
+        self.accelerator.wait_for_everyone()
 
     def prepare(self) -> TaskData:
         """The task's data (stored once, cached); then the settings are stored in run_args.json and the
@@ -305,10 +324,10 @@ class Runner:
             accelerator.free_memory(model)
         if accelerator.is_main_process:
             self.write_card(data, metrics)
-            if self.run.push_to_hub:
-                from ..evaluation.hub_card import push_output
+            if self.hub is not None:  # after the saves still uploading; close() waits for it
+                from ..evaluation.reporting import HUB_FILES
 
-                self.print(f"pushed: {push_output(output_dir, self.run.hub_model_id)}")
+                self.hub.push_final(HUB_FILES)
         accelerator.wait_for_everyone()
 
     def write_card(self, data: TaskData, metrics: dict[str, Any]) -> None:
@@ -325,6 +344,17 @@ class Runner:
 
     def close(self) -> None:
         self.accelerator.end_training()  # flush and close the trackers
+        if self.hub is not None:  # the last uploads awaited; what never reached the Hub is named in one line
+            hub, self.hub = self.hub, None
+            failing = sys.exc_info()[1]  # close() runs in train.py's finally: an error may be on its way out
+            try:
+                hub.close()
+            except Exception as err:  # hub_sync.HubSyncError
+                if failing is None:
+                    raise
+                self.print(str(err))
+            else:
+                self.print(hub.summary())
 
     def done_line(self) -> str:
         return f"done in {time.time() - self.started:.0f} s; outputs in {self.output_dir}"
