@@ -40,6 +40,8 @@ ENCODING_CHOICES = ("hsv", "uv", "motion")  # processing_mer.ENCODINGS
 INPUT_MODE_CHOICES = ("flow", "frames")  # processing_mer.INPUT_MODES
 SAMPLING_CHOICES = ("apex", "uniform")  # frame_sampling.SAMPLINGS
 AGGREGATION_CHOICES = ("transformer", "lstm", "mean")  # configuration_mer.AGGREGATIONS
+SPOTTING_PRESET_NAMES = ("tiny", "spot-small")  # configuration_spotting.SPOTTING_PRESETS
+SPOTTING_MODEL_TYPE = "mer-spotting"  # MERSpottingConfig.model_type
 
 # The demo's settings, used for --dataset synthetic where the command line leaves them unset: measured on
 # 2 CPU cores to finish LOSO + the final model in under 5 minutes with UF1 well above chance. The motion is
@@ -52,6 +54,9 @@ SYNTHETIC_DEFAULTS = {"image_size": 48, "num_frames": 4, "encoding": "uv", "uv_s
 REAL_PRESET = "mer-micro"
 REAL_DEFAULTS = {"encoding": "motion", "flow_size": 240, "head_motion": "affine", "epochs": 40, "lr": 1e-3}
 DEFAULT_EPOCHS = 12
+# --task spot without --model: the spotting preset and epochs (over the fold's training windows)
+SPOT_PRESET = "spot-small"
+SPOT_DEFAULTS = {"epochs": 40, "lr": 1e-3}
 FLOW_ONLY = ("encoding", "uv_scale", "flow_size", "head_motion")  # processor options without meaning for raw frames
 # Options added after runs were stored: a stored run_args.json without them had these values.
 ADDED_OPTIONS = {"task": "recognize", "allow_overlap": False, "recognizer": None}
@@ -214,13 +219,14 @@ def hub_repo(text: str) -> str:
 
 
 def model_value(text: str) -> str:
-    """--model: a preset, a folder of a saved MER model, or a Hub id user/name."""
-    if text in PRESET_PATCH_SIZES or os.path.isdir(os.path.expanduser(text)):
+    """--model: a preset (recognition or spotting), a folder of a saved MER model, or a Hub id user/name."""
+    if text in PRESET_PATCH_SIZES or text in SPOTTING_PRESET_NAMES or os.path.isdir(os.path.expanduser(text)):
         return text
     if HUB_ID.fullmatch(text) and not text.startswith((".", "~")):
         return text
     raise argparse.ArgumentTypeError(
-        f"{text!r} is not a preset ({', '.join(PRESET_PATCH_SIZES)}), a model folder or a Hub id user/name"
+        f"{text!r} is not a preset ({', '.join(PRESET_PATCH_SIZES)}), a spotting preset for --task spot "
+        f"({', '.join(SPOTTING_PRESET_NAMES)}), a model folder or a Hub id user/name"
     )
 
 
@@ -329,7 +335,9 @@ def _model_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--model", type=model_value, default=None,
                        help=f"a preset ({', '.join(PRESET_PATCH_SIZES)}), Hub id or folder (default: tiny for the "
-                            "synthetic demo, mer-micro for real datasets and --synthetic_mode realistic)")
+                            "synthetic demo, mer-micro for real datasets and --synthetic_mode realistic); --task spot: "
+                            f"a spotting preset ({', '.join(SPOTTING_PRESET_NAMES)}; default {SPOT_PRESET}) or a saved "
+                            "spotter (folder or Hub id), fine-tuned in every fold")
     model.add_argument("--pretrained_spatial", default=None, help="initialise the spatial ViT from this Hub id or folder")
     model.add_argument("--aggregation", choices=AGGREGATION_CHOICES, default=None)
     model.add_argument("--dropout", type=number(0, 1, high_open=True), default=None,
@@ -428,6 +436,9 @@ def apply_defaults(run: RunConfig) -> None:
     if run.task == "spot":  # a small spotter trained from scratch; thresholds need validation subjects (honest)
         if not run.val_subjects and not run.select_on_test:
             run.val_subjects = 1
+        if run.model is None:
+            run.model = SPOT_PRESET
+            _fill(run, SPOT_DEFAULTS)
         if run.lr is None:
             run.lr = 1e-3
     if run.model is None:
@@ -478,6 +489,7 @@ def check_rules(run: RunConfig) -> None:
         raise ValueError(f"--align needs the landmark crop (--crop dlib or dlib-landmarks), not --crop {run.crop}")
     if run.recognizer and run.task != "spot":
         raise ValueError("--recognizer names the emotions of spotted intervals: it applies to --task spot only")
+    _check_model_kind(run)
     if run.push_to_hub and not run.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id user/name")
     _check_hub(run)
@@ -546,6 +558,27 @@ def saved_model_config(model: str) -> dict[str, Any] | None:
         kind = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(type(config).__name__, "null")
         raise ValueError(f"--model {model}: {path} holds a JSON {kind}, not an object of config fields")
     return config
+
+
+def _check_model_kind(run: RunConfig) -> None:
+    """--model fits --task: spotting presets or a saved spotter for --task spot, recognition presets or a saved
+    recogniser otherwise (a folder's config.json model_type; a Hub id is checked once its config is loaded)."""
+    spotting = run.task == "spot"
+    if spotting and run.model in SPOTTING_PRESET_NAMES or not spotting and run.model in PRESET_PATCH_SIZES:
+        return
+    wanted = (f"--task spot takes a spotting preset ({', '.join(SPOTTING_PRESET_NAMES)}) or a saved spotter "
+              f"(model_type {SPOTTING_MODEL_TYPE}) as --model" if spotting else
+              f"--task {run.task} takes a recognition preset ({', '.join(PRESET_PATCH_SIZES)}) or a saved recogniser as --model")
+    if run.model in SPOTTING_PRESET_NAMES or run.model in PRESET_PATCH_SIZES:
+        raise ValueError(f"{wanted}; {run.model} is a {'recognition' if spotting else 'spotting'} preset")
+    saved = saved_model_config(run.model)
+    if saved is None:
+        if spotting and os.path.isdir(os.path.expanduser(run.model)):
+            raise ValueError(f"{wanted}; the folder {run.model} holds no config.json")
+        return  # a Hub id
+    kind = saved.get("model_type")
+    if spotting != (kind == SPOTTING_MODEL_TYPE):
+        raise ValueError(f"{wanted}; {run.model} is a saved model of type {kind!r}")
 
 
 def _check_geometry(run: RunConfig) -> None:
@@ -618,6 +651,9 @@ __all__ = [
     "PRESET_PATCH_SIZES",
     "REAL_DEFAULTS",
     "REAL_PRESET",
+    "SPOTTING_PRESET_NAMES",
+    "SPOT_DEFAULTS",
+    "SPOT_PRESET",
     "SYNTHETIC_DEFAULTS",
     "RunConfig",
     "apply_defaults",

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modeling_mer.configuration_spotting import MERSpottingConfig
+from modeling_mer.configuration_spotting import SPOTTING_PRESETS, MERSpottingConfig
 from modeling_mer.evaluation.spotting_metrics import TYPES, compute_spotting_metrics, match_video
 from modeling_mer.modeling_spotting import MERForExpressionSpotting
 from modeling_mer.processing_spotting import MERSpottingProcessor, scores_to_intervals
@@ -503,6 +503,50 @@ def _filter(frame: pd.DataFrame) -> pd.DataFrame:
     return kept[kept["score"].to_numpy() >= limit]
 
 
+def starting_point(run: Any) -> tuple[MERSpottingConfig, MERSpottingProcessor, list[str]]:
+    """--model -> (the config every fold starts from, the processor of the features, the datasets both in the
+    starting model's training data and in this run's evaluation). A spotting preset starts from scratch; a saved
+    spotter (folder or Hub id) starts from its weights, and its processor's feature settings are kept (the
+    weights were trained on them); crop, flow and head motion are the run's. Anything else is refused in one
+    line (run_config refuses what it can at parse time; a Hub id is checked here, once its config is read)."""
+    from .run_config import check_overlap
+
+    options = {"crop": run.crop if run.crop is not None else "dlib", "flow": run.flow or "farneback",
+               "head_motion": run.head_motion or "affine"}
+    if run.model in SPOTTING_PRESETS:
+        config = MERSpottingConfig.from_preset(run.model, train_datasets=[run.dataset])
+        return config, MERSpottingProcessor(**options), []
+    presets = ", ".join(SPOTTING_PRESETS)
+    try:
+        from transformers import PretrainedConfig
+
+        raw, _ = PretrainedConfig.get_config_dict(run.model)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--model {run.model}: not a spotting preset ({presets}) nor a readable saved spotter "
+                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    kind = raw.get("model_type") if isinstance(raw, dict) else None
+    if kind != MERSpottingConfig.model_type:
+        raise ValueError(f"--model {run.model} is a saved model of type {kind!r}, not a spotter: --task spot takes a "
+                         f"spotting preset ({presets}) or a saved spotter (model_type {MERSpottingConfig.model_type})")
+    config = MERSpottingConfig.from_pretrained(run.model)
+    shared = check_overlap(run, list(config.train_datasets or []))
+    config.train_datasets = list(dict.fromkeys([*(config.train_datasets or []), run.dataset]))
+    settings: dict[str, Any] = {}
+    try:
+        saved = MERSpottingProcessor.from_pretrained(run.model)
+        settings = {k: getattr(saved, k) for k in ("image_size", "flow_size", "lag", "feature_rate", "motion_unit",
+                                                  "crop_margin", "face_threshold", "on_no_face", "track_every",
+                                                  "track_tolerance")}
+        settings["flow"], settings["head_motion"] = run.flow or saved.flow, run.head_motion or saved.head_motion
+    except OSError:  # weights without a processor: the default feature settings
+        pass
+    processor = MERSpottingProcessor(**{**options, **settings})
+    if processor.image_size != config.image_size:
+        raise ValueError(f"--model {run.model}: its processor makes {processor.image_size} px motion images, its "
+                         f"encoder takes {config.image_size} px")
+    return config, processor, shared
+
+
 class SpottingTask(Task):
     """`train.py --task spot`: intervals in long videos (CAS(ME)^2, SAMM-LV, generated long videos).
 
@@ -532,8 +576,7 @@ class SpottingTask(Task):
         if get_dataset(run.dataset).kind != "long":
             raise ValueError(f"--task spot needs a long-video dataset ({', '.join(dataset_names('long'))}), "
                              f"got --dataset {run.dataset}")
-        processor = MERSpottingProcessor(crop=run.crop if run.crop is not None else "dlib",
-                                         flow=run.flow or "farneback", head_motion=run.head_motion or "affine")
+        config, processor, shared = starting_point(run)
         with accelerator.main_process_first():
             raw = load_mer_dataset(run.dataset, data_dir=run.data_dir, cache_dir=run.cache_dir, on_error=run.on_error)
             cache = Path(run.cache_dir) if run.cache_dir else (Path(raw.cache_files[0]["filename"]).parent
@@ -546,14 +589,14 @@ class SpottingTask(Task):
                         for r in rows}
         accelerator.print(f"spotting features: {store.computed} videos computed ({store.seconds:.0f} s), "
                           f"{store.reused} reused")
-        preset = "tiny" if run.model == "tiny" else "spot-small"
-        config = MERSpottingConfig.from_preset(preset, train_datasets=[run.dataset])
         for kind, value in half_widths(videos).items():
             setattr(config, f"{kind}_half_width", value)
         meta = pd.DataFrame({"dataset": [v.dataset for v in videos], "subject": [v.subject for v in videos],
                              "video_id": [v.video_id for v in videos], "events": [len(v.events) for v in videos]})
-        info = {"videos": videos, "report": {"spot_features": {"computed": store.computed, "reused": store.reused,
-                                                              "seconds": round(store.seconds, 1)}}}
+        info = {"videos": videos, "overlap": shared,
+                "report": {"spot_features": {"computed": store.computed, "reused": store.reused,
+                                             "seconds": round(store.seconds, 1)},
+                           "starting_model": run.model}}
         return TaskData(meta=meta, config=config, processor=processor, examples=videos, info=info)
 
     def describe(self, data: Any) -> str:
@@ -563,7 +606,11 @@ class SpottingTask(Task):
 
     # ------------------------------------------------------------------------------------- training
     def build_model(self, run: Any, data: Any, seed: int) -> torch.nn.Module:
-        return MERForExpressionSpotting(copy.deepcopy(data.config))
+        """A fresh spotter of the preset, or the saved spotter given as --model (fine-tuned in every fold)."""
+        start = getattr(run, "model", None)
+        if start is None or start in SPOTTING_PRESETS:
+            return MERForExpressionSpotting(copy.deepcopy(data.config))
+        return MERForExpressionSpotting.from_pretrained(start, config=copy.deepcopy(data.config))
 
     def make_loader(self, run: Any, data: Any, rows: list[int], train: bool, seed: int):
         if train:
