@@ -378,3 +378,9 @@ def test_write_space_copies_a_local_model(files, tmp_path):
     assert space / "app.py" in written and space / "model" / "model.safetensors" in written
     assert "os.environ.get(\"MER_MODEL\", 'model')" in (space / "app.py").read_text()
     assert space_metadata(space).get("models") is None  # no Hub model to link
+    with_spotter = tmp_path / "with-spotter"
+    demo.write_space(with_spotter, "someone/recogniser", spotter_id=str(files["model"]))
+    app = (with_spotter / "app.py").read_text()
+    assert "os.environ.get(\"MER_MODEL\", 'someone/recogniser')" in app and "os.environ.get(\"MER_SPOTTER\", 'spotter')" in app
+    assert (with_spotter / "spotter" / "config.json").is_file() and not (with_spotter / "model").exists()
+    assert space_metadata(with_spotter)["models"] == ["someone/recogniser"]
