@@ -282,6 +282,22 @@ register_dataset(DatasetSpec(
     homepage="http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php",
 ))
 register_dataset(DatasetSpec(
+    name="long_composite",
+    builder="dataset_scripts.long_composite:LongComposite",
+    kind="long",
+    title="CAS(ME)^2 and SAMM Long Videos together (spotting; subjects keyed by dataset)",
+    class_sets=("all",),
+    license_name="long-videos-parts-research-agreements",
+    license_text=f"Each part keeps its own licence (CAS(ME)^2, SAMM Long Videos): {_NO_REDISTRIBUTION}",
+    citation="",
+    card_text=(
+        "CAS(ME)^2 and SAMM Long Videos together for spotting: each video keeps its dataset, subject, fps and "
+        "frame numbering; leave-one-subject-out over the subjects of both, figures per dataset and pooled; read "
+        "from the user's licensed copies."
+    ),
+    parts=("casme_sq", "samm_lv"),
+))
+register_dataset(DatasetSpec(
     name="synthetic_long",
     builder="dataset_scripts._synthetic_long:SyntheticLong",
     kind="long",

@@ -333,14 +333,35 @@ def prediction_rows(intervals: list[dict], video: SpotVideo, fold: str, method: 
              "method": method} for r in intervals]
 
 
+def subject_keys(videos: Sequence[SpotVideo]) -> list[str]:
+    """The subject of each video as the protocols key it: `dataset/subject` when several datasets are mixed
+    (CAS(ME)^2's and SAMM-LV's subjects never merge), else the subject."""
+    several = len({v.dataset for v in videos}) > 1
+    return [f"{v.dataset}/{v.subject}" if several else v.subject for v in videos]
+
+
+def row_key(row: dict, videos: Sequence[SpotVideo]) -> tuple[str, str]:
+    """(dataset, video) of a prediction row; rows without a dataset column name a video of a single dataset."""
+    dataset = row.get("dataset")
+    if isinstance(dataset, str) and dataset:
+        return dataset, str(row["video"])
+    owners = [v.dataset for v in videos if v.video_id == str(row["video"])]
+    if len(owners) != 1:
+        raise ValueError(f"prediction row of video {row['video']!r} names no dataset, and {len(owners)} datasets have it")
+    return owners[0], str(row["video"])
+
+
 def pooled_metrics(rows: pd.DataFrame, videos: Sequence[SpotVideo], **kwargs: Any) -> dict[str, Any]:
-    """MEGC figures of prediction rows over `videos` (every video counted, with or without predictions)."""
-    by_video = {v.video_id: [] for v in videos}
+    """MEGC figures of prediction rows over `videos` (every video counted, with or without predictions); per
+    fold (the subject key) and per dataset."""
+    by_video = {(v.dataset, v.video_id): [] for v in videos}
     for r in rows.to_dict("records"):
-        by_video[r["video"]].append(r)
+        by_video[row_key(r, videos)].append(r)
+    several = len({v.dataset for v in videos}) > 1
     return compute_spotting_metrics(
-        [by_video[v.video_id] for v in videos], [v.events for v in videos], video_ids=[v.video_id for v in videos],
-        folds=[v.subject for v in videos], dataset_names=[v.dataset for v in videos], **kwargs,
+        [by_video[(v.dataset, v.video_id)] for v in videos], [v.events for v in videos],
+        video_ids=[f"{v.dataset}/{v.video_id}" if several else v.video_id for v in videos],
+        folds=subject_keys(videos), dataset_names=[v.dataset for v in videos], **kwargs,
     )
 
 
@@ -429,7 +450,8 @@ def recognise_intervals(intervals: Sequence[dict], sources: dict[str, tuple], re
     processor, _ = load_processor(recognizer, model, {})
     emotions = []
     for r in intervals:
-        source, numbers, _ = sources[str(r["video"])]
+        key = (str(r.get("dataset", "")), str(r["video"]))
+        source, numbers, _ = sources[key] if key in sources else sources[str(r["video"])]
         onset, offset = int(r["onset"]), int(r["offset"])
         if isinstance(source, str):  # a video file: decode onset..offset (indices are frame numbers)
             with open_video(source) as stream:
@@ -585,7 +607,8 @@ class SpottingTask(Task):
             rows = list(raw)
             videos = videos_from_dataset(rows, store, log=accelerator.print)
         self.recognizer = getattr(run, "recognizer", None)
-        self.sources = {str(r["video_id"]): (r.get("frames") or r.get("video"), r.get("frame_numbers") or None, float(r["fps"]))
+        self.sources = {(str(r["dataset"]), str(r["video_id"])): (r.get("frames") or r.get("video"),
+                                                                  r.get("frame_numbers") or None, float(r["fps"]))
                         for r in rows}
         accelerator.print(f"spotting features: {store.computed} videos computed ({store.seconds:.0f} s), "
                           f"{store.reused} reused")
@@ -663,8 +686,9 @@ class SpottingTask(Task):
         return frame.reset_index(drop=True)
 
     def _videos(self, frame: pd.DataFrame, data: Any) -> list[SpotVideo]:
-        wanted = set(frame["video"])
-        return [v for v in data.examples if v.video_id in wanted]
+        wanted = {row_key(r, data.examples) for r in frame[["video", "dataset"]].to_dict("records")} \
+            if "dataset" in frame else {row_key({"video": name}, data.examples) for name in frame["video"]}
+        return [v for v in data.examples if (v.dataset, v.video_id) in wanted]
 
     def _choose(self, frame: pd.DataFrame, data: Any) -> float:
         """Thresholds of the grid with the best pooled F1 on `frame`'s videos; sets them; returns that F1."""
@@ -675,7 +699,8 @@ class SpottingTask(Task):
             best = (-1.0, 0.5, (0, 0, 0))
             for threshold in THRESHOLD_GRID:
                 kept = rows[rows["score"] >= threshold]
-                per_video = [kept[kept["video"] == v.video_id].to_dict("records") for v in videos]
+                per_video = [kept[(kept["video"] == v.video_id) & (kept["dataset"] == v.dataset)].to_dict("records")
+                             for v in videos]
                 c = type_counts(per_video, videos, kind)
                 if (_f1(*c), threshold) >= best[:2]:
                     best = (_f1(*c), float(threshold), c)
@@ -715,15 +740,19 @@ class SpottingTask(Task):
         metrics["thresholds_per_fold"] = thresholds.to_dict("index")
         # the training-free baseline on the same folds: p chosen on the other subjects of each fold
         rows = []
-        for held_out in sorted({v.subject for v in videos}):
-            training = [v for v in data.examples if v.subject != held_out]
+        keys = dict(zip(((v.dataset, v.video_id) for v in data.examples), subject_keys(data.examples)))
+        for held_out in sorted({keys[(v.dataset, v.video_id)] for v in videos}):
+            training = [v for v in data.examples if keys[(v.dataset, v.video_id)] != held_out]
             widths = half_widths(training)
             p, _ = choose_baseline(training, widths, data.processor.lag)
-            for v in (v for v in videos if v.subject == held_out):
+            for v in (v for v in videos if keys[(v.dataset, v.video_id)] == held_out):
                 rows += prediction_rows(baseline_intervals(v, p, widths, data.processor.lag), v, held_out, "baseline")
-        base = pooled_metrics(pd.DataFrame(rows, columns=["video", "onset", "offset", "apex", "type", "score", "fold"]), videos)
+        base = pooled_metrics(pd.DataFrame(rows, columns=["video", "dataset", "onset", "offset", "apex", "type", "score",
+                                                          "fold"]), videos)
         metrics["baseline"] = {k: base[k] for k in ("f1_overall", "f1_micro", "f1_macro", "precision", "recall",
                                                     "tp", "fp", "fn")}
+        if "per_dataset" in base:
+            metrics["baseline"]["per_dataset"] = base["per_dataset"]
         metrics["baseline"]["method"] = "flow magnitude on the face + SoftNet peaks, p chosen on the training subjects"
         return {**info, **metrics, "task": "spot"}
 
@@ -732,9 +761,14 @@ class SpottingTask(Task):
         b = metrics["baseline"]
         if "strs" in metrics:
             head += f"STRS {metrics['strs']:.3f} (F1 analysis {metrics['f1_analysis']:.3f}); "
+        per_dataset = metrics.get("per_dataset") or {}
+        parts = "; ".join(f"{name} F1 {m['f1_overall']:.3f} (baseline "
+                          f"{b.get('per_dataset', {}).get(name, {}).get('f1_overall', float('nan')):.3f})"
+                          for name, m in sorted(per_dataset.items())) if len(per_dataset) > 1 else ""
         return (f"{head}spotting F1 overall {metrics['f1_overall']:.3f} (micro {metrics['f1_micro']:.3f}, macro "
                 f"{metrics['f1_macro']:.3f}; TP {metrics['tp']}, FP {metrics['fp']}, FN {metrics['fn']}); "
-                f"baseline on the same folds {b['f1_overall']:.3f} (micro {b['f1_micro']:.3f}, macro {b['f1_macro']:.3f})")
+                f"baseline on the same folds {b['f1_overall']:.3f} (micro {b['f1_micro']:.3f}, macro {b['f1_macro']:.3f})"
+                + (f"; per dataset: {parts}" if parts else ""))
 
     def write_reports(self, output_dir: Path, predictions: pd.DataFrame, metrics: dict[str, Any]) -> None:
         intervals = _filter(predictions)

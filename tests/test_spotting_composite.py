@@ -1,0 +1,132 @@
+"""Spotting over CAS(ME)^2 and SAMM Long Videos together (`--dataset long_composite`): official-layout trees
+with small frames, subjects keyed by (dataset, subject), each video in its own frame numbering (SAMM-LV's
+200 fps brought to the 30 Hz feature rate), metrics per dataset and pooled."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from long_trees import write_casme_sq_tree, write_samm_lv_tree
+from PIL import Image
+
+import train
+from dataset_scripts import load_mer_dataset
+from dataset_scripts._records import MERDataError
+
+# Two CAS(ME)^2 participants (folders s15, s16) and two SAMM-LV subjects, one short video each, frame numbers
+# as the sheets write them (CAS(ME)^2 from 1 at 30 fps, SAMM-LV from 1 at 200 fps).
+CASME_ROWS = [
+    [1, "anger1_1", 30, 36, 42, "4", "negative", "micro-expression", "anger"],
+    [1, "anger1_2", 100, 112, 130, "12", "positive", "macro-expression", "happy"],
+    [2, "disgust1_1", 40, 46, 52, "9", "negative", "micro-expression", "disgust"],
+    [2, "disgust1_2", 110, 122, 140, "12", "positive", "macro-expression", "happy"],
+]
+CASME_RULE1 = [[15, "s15", 1], [15, "s15", 1], [16, "s16", 2], [16, "s16", 2]]
+SAMM_ROWS = [
+    ["006", "006_1_1", 1, 200, 230, 260, 61, "Micro - 1/2", "4", None],
+    ["006", "006_1_2", 1, 600, 680, 800, 201, "Macro", "12", None],
+    ["007", "007_1_1", 1, 300, 330, 360, 61, "Micro - 1/2", "4", None],
+    ["007", "007_1_2", 1, 700, 780, 900, 201, "Macro", "12", None],
+]
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def _animate(folder: Path, events: list[tuple[int, int]]) -> None:
+    """Every frame of `folder` a 64 px texture; inside an event a patch of it shifts by a few pixels."""
+    rng = np.random.default_rng(0)
+    texture = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    still, moved = _jpeg(texture), texture.copy()
+    moved[20:44, 20:44] = np.roll(texture[20:44, 20:44], 3, axis=1)
+    moving = _jpeg(moved)
+    for path in sorted(folder.iterdir()):
+        number = int(_frame_number(path.stem))
+        path.unlink()  # the tree's frames are hard links of one file
+        path.write_bytes(moving if any(a <= number <= b for a, b in events) else still)
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    root = tmp_path_factory.mktemp("long_composite")
+    casme = write_casme_sq_tree(root / "casme_sq", rows=CASME_ROWS, rule1=CASME_RULE1, frames="full")
+    samm = write_samm_lv_tree(root / "samm_lv", rows=SAMM_ROWS, frames="full")
+    for folder in (casme / "rawpic").glob("*/*"):
+        rows = [r for r, q in zip(CASME_ROWS, CASME_RULE1) if folder.parent.name == q[1]]
+        _animate(folder, [(r[2], r[4]) for r in rows])
+    for folder in (samm / "SAMM_longvideos").iterdir():
+        rows = [r for r in SAMM_ROWS if r[1].startswith(folder.name + "_")]
+        _animate(folder, [(r[3], r[5]) for r in rows])
+    return casme, samm
+
+
+def _frame_number(stem: str) -> str:
+    return stem.rsplit("_", 1)[-1].removeprefix("img")
+
+
+def test_load_both_datasets_with_their_own_subjects_fps_and_numbering(trees, tmp_path):
+    casme, samm = trees
+    ds = load_mer_dataset("long_composite", data_dir={"casme_sq": casme, "samm_lv": samm}, cache_dir=str(tmp_path))
+    rows = {(r["dataset"], r["video_id"]): r for r in ds}
+    assert sorted(rows) == [("casme_sq", "15_0401"), ("casme_sq", "16_0101"), ("samm_lv", "006_1"), ("samm_lv", "007_1")]
+    assert {r["fps"] for k, r in rows.items() if k[0] == "samm_lv"} == {200.0}
+    assert {r["fps"] for k, r in rows.items() if k[0] == "casme_sq"} == {30.0}
+    samm_video = rows[("samm_lv", "006_1")]
+    assert samm_video["frame_numbers"][0] == 1 and samm_video["frame_numbers"][-1] == 820
+    assert [(e["onset"], e["offset"], e["type"]) for e in samm_video["events"]] == [(200, 260, "micro"), (600, 800, "macro")]
+    alone = load_mer_dataset("long_composite", data_dir={"samm_lv": samm}, cache_dir=str(tmp_path / "alone"))
+    assert set(alone["dataset"]) == {"samm_lv"} and "casme_sq" in alone.info.description
+    with pytest.raises(ValueError, match="needs data_dir="):
+        load_mer_dataset("long_composite", data_dir=str(casme), cache_dir=str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="unknown long_composite part"):
+        load_mer_dataset("long_composite", data_dir={"casme2": casme}, cache_dir=str(tmp_path / "bad2"))
+    bad = tmp_path / "bad_samm"
+    write_samm_lv_tree(bad, rows=[SAMM_ROWS[0], ["006", "006_1_2", 1, "x", 230, 260, 61, "Micro - 1/2", "4", None]])
+    with pytest.raises(MERDataError, match="SAMM_LongVideos_V3_Release.xlsx"):
+        load_mer_dataset("long_composite", data_dir={"casme_sq": casme, "samm_lv": bad}, cache_dir=str(tmp_path / "c3"))
+
+
+def test_the_parser_takes_the_parts_folders_and_the_composite_protocol(trees):
+    casme, samm = trees
+    run = train.parse_args(["--task", "spot", "--dataset", "long_composite", "--data_dir", f"casme_sq={casme}",
+                            f"samm_lv={samm}"])
+    assert run.data_dir == {"casme_sq": str(casme), "samm_lv": str(samm)} and run.protocol == "composite"
+
+
+def candidates_folds(out: Path) -> list[str]:
+    return sorted(set(pd.read_csv(out / "candidates.csv", dtype={"fold": str})["fold"]))
+
+
+def test_loso_over_both_datasets_end_to_end(trees, tmp_path, capsys):
+    casme, samm = trees
+    out = tmp_path / "run"
+    train.main(["--task", "spot", "--dataset", "long_composite", "--data_dir", f"casme_sq={casme}", f"samm_lv={samm}",
+                "--crop", "none", "--model", "tiny", "--epochs", "2", "--batch_size", "8", "--no_final_model",
+                "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(out), "--report_to", "none"])
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_dataset"]) == {"casme_sq", "samm_lv"}
+    assert set(metrics["per_fold"]) == {"casme_sq/s15", "casme_sq/s16", "samm_lv/006", "samm_lv/007"}, metrics["per_fold"]
+    assert set(candidates_folds(out)) == set(metrics["per_fold"])  # the runner's folds are the metric's subject keys
+    pooled = metrics["tp"] + metrics["fn"]
+    assert pooled == 8 == sum(m["tp"] + m["fn"] for m in metrics["per_dataset"].values())
+    assert sum(m["tp"] + m["fp"] for m in metrics["per_dataset"].values()) == metrics["tp"] + metrics["fp"]
+    assert set(metrics["baseline"]["per_dataset"]) == {"casme_sq", "samm_lv"}
+    assert "per dataset: casme_sq F1" in printed
+    # every interval in its own video's frame numbering: SAMM-LV's sheet numbers (1..820 at 200 fps), not
+    # feature-frame indices at 30 Hz
+    candidates = pd.read_csv(out / "candidates.csv", dtype={"video": str, "subject": str})
+    intervals = candidates[candidates["type"].isin(["micro", "macro"])]
+    last = {"006_1": 820, "007_1": 920, "15_0401": 150, "16_0101": 160}
+    for r in intervals.to_dict("records"):
+        assert 1 <= r["onset"] <= r["offset"] <= last[r["video"]]
+    samm_rows = intervals[intervals["dataset"] == "samm_lv"]
+    assert len(samm_rows) and samm_rows["offset"].max() > 150  # beyond any 30 Hz feature index of these videos
