@@ -169,3 +169,53 @@ def test_post_process_gives_seconds_and_types():
     assert [r["type"] for r in out] == ["micro", "macro"]
     assert out[0]["onset"] <= 100 and out[0]["offset"] >= 111 and out[0]["start_seconds"] == out[0]["onset"] / 30
     assert out[1]["offset"] - out[1]["onset"] == 48
+
+
+REMOTE_HAAR = """
+import sys
+sys.modules["modeling_mer"] = None  # the package is blocked: only the saved folder's code can run
+import cv2
+if getattr(cv2, "data", None) is not None:
+    cv2.data.haarcascades = sys.argv[3] + "/"  # an empty folder, as OpenCV 5 wheels ship no cascades
+from pathlib import Path
+from transformers import AutoImageProcessor
+processor = AutoImageProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+code = Path(sys.modules[type(processor).__module__].__file__).parent
+assert not (code / "haarcascade_frontalface_default.xml").exists(), "the module cache holds the XML"
+features = processor.video_features(sys.argv[2], fps=30.0)
+print(features["flow"].shape[0], Path(processor._cascade_file).parent == Path(sys.argv[1]))
+bare = AutoImageProcessor.from_pretrained(sys.argv[4], trust_remote_code=True, crop="haar")
+try:
+    bare.video_features(sys.argv[2], fps=30.0)
+except FileNotFoundError as err:
+    print("without the copy:", str(err).split(",")[0])
+"""
+
+
+def test_a_haar_processor_saves_the_cascade_and_remote_code_uses_it_with_the_package_blocked(tmp_path):
+    from PIL import Image
+
+    from modeling_mer.face_crop import CASCADE_FILE
+
+    haar, bare, frames, empty = tmp_path / "haar", tmp_path / "bare", tmp_path / "frames", tmp_path / "no-opencv-data"
+    for folder, crop in ((haar, "haar"), (bare, "none")):
+        processor = MERSpottingProcessor(crop=crop)
+        processor.register_for_auto_class("AutoImageProcessor")
+        processor.save_pretrained(folder)
+    assert "Intel License Agreement" in (haar / CASCADE_FILE).read_text() and not (bare / CASCADE_FILE).exists()
+    assert "_cascade_file" not in (haar / "preprocessor_config.json").read_text()
+    local = MERSpottingProcessor.from_pretrained(haar)
+    assert local._cascade_file == str(haar / CASCADE_FILE) and "_cascade_file" not in local.to_dict()
+    frames.mkdir()
+    empty.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(frames / f"img{i + 1}.png")
+    out = subprocess.run([sys.executable, "-c", REMOTE_HAAR, str(haar), str(frames), str(empty), str(bare)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "12 True", lines  # a feature per frame, the face searched with the folder's cascade
+    assert lines[1] == f"without the copy: crop='haar' needs {CASCADE_FILE}", lines
