@@ -5,6 +5,7 @@ folds (generated long videos), and the speed of spotting a 1-minute 30 fps 640x4
     python bench/spotting.py --part loso --subjects 6 --videos 2 --frames 900
     python bench/spotting.py --part speed
     python bench/spotting.py --part loso --data synthetic_long --frames 600 --output bench/results/spotting_synthetic_long_cpu.json
+    python bench/spotting.py --part casme_sq_scale --output bench/results/spotting_casme_sq_scale_cpu.json
 
 LOSO: `modeling_mer.training.spotting.run_loso` over generated long videos (`spotting_synthetic`: micro- and
 macro-expressions at small amplitude among blinks, head drift and sudden head movements, lighting drift,
@@ -15,6 +16,17 @@ threshold p is chosen on the training subjects. Nothing is chosen on the held-ou
 Speed: a 1-minute 640x480 video at 30 fps is generated and written as a video file first (not timed); then
 `mer-predict`'s spotting path (`cli.spot.spot_video`: decode, face detection every second, flow over the
 lag, head motion removed, the model over windows, intervals) is timed end to end on it.
+
+casme_sq_scale: what `train.py --task spot --dataset casme_sq` with its defaults costs on CAS(ME)^2's 33 videos
+that hold a micro-expression (14 subjects, their real lengths from the sheet: about 65,000 frames at 30 fps).
+No licensed data is here, so the parts are measured on generated data of the real size and the total is
+EXTRAPOLATED from them: (a) feature extraction per frame on generated 640x480 JPEG frames through the
+processor train.py builds (the default crop, flow and head motion); (b) the runner's fold 0 (train.py --fold
+0, every default: preset, epochs, batch, validation subject, checkpoints) on stored features of the 33 videos
+at their real lengths and event timings (random motion values: the cost does not depend on them), run with 1
+and with 3 epochs, which gives the cost per epoch and per fold; (c) the training-free baseline's p chosen on a
+fold's training videos. Total = 65k frames x (a) + 14 folds x (fold cost + epochs x epoch cost + baseline) +
+the final model (epochs x epoch cost on all subjects).
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # train.py (casme_sq_scale runs its runner)
 from _common import machine_info, now_iso  # noqa: E402
 
 from modeling_mer import MERSpottingConfig, MERSpottingProcessor  # noqa: E402
@@ -125,9 +138,148 @@ def speed(args: argparse.Namespace, model, cache: Path) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def casme_sq_videos() -> list[tuple[int, str, int, list[dict]]]:
+    """(participant, video, frames, events) of CAS(ME)^2's videos holding a micro-expression, from the sheet
+    rows the package ships (dataset_scripts/casme_sq_code_final.csv); length = last event + 30 frames."""
+    from dataset_scripts._synthetic_long import WINDOW_MARGIN, real_videos
+
+    out = []
+    for (participant, video), events in sorted(real_videos().items()):
+        if any(e.type == "micro" for e in events):
+            length = max(max(e.offset, e.apex) for e in events) + WINDOW_MARGIN
+            out.append((participant, video, length, [{"onset": e.onset, "offset": max(e.offset, e.onset), "apex": e.apex,
+                                                      "type": e.type, "emotion": e.emotion} for e in events]))
+    return out
+
+
+def _processor_of_train_py(dataset: str) -> MERSpottingProcessor:
+    """The processor `train.py --task spot --dataset DATASET` builds with its defaults."""
+    import train
+    from modeling_mer.training.spotting import starting_point
+
+    run = train.parse_args(["--task", "spot", "--dataset", dataset, *(["--data_dir", "."] if dataset != "synthetic_long" else [])])
+    return starting_point(run)[1], run
+
+
+def scale_features(args: argparse.Namespace, cache: Path) -> dict:
+    """(a) seconds per frame of feature extraction on generated 640x480 JPEG frames (decode, face, flow)."""
+    from PIL import Image
+
+    from modeling_mer.training.spotting_synthetic import make_long_video
+
+    processor, run = _processor_of_train_py("casme_sq")
+    folder = cache / "frames_640x480"
+    folder.mkdir(parents=True, exist_ok=True)
+    video = make_long_video(args.seed + 7, num_frames=args.scale_frames, fps=30.0, width=640, height=480,
+                            micro=4, macro=2, blinks=6, head_moves=2)
+    paths = []
+    for index, frame in video.frames():  # written as CAS(ME)^2 ships frames (JPEG files); not timed
+        paths.append(str(folder / f"img{index + 1}.jpg"))
+        Image.fromarray(frame).save(paths[-1], quality=90)
+    started = time.perf_counter()
+    features = processor.video_features(paths, 30.0)
+    seconds = time.perf_counter() - started
+    return {"frames": len(paths), "width": 640, "height": 480, "seconds": round(seconds, 2),
+            "seconds_per_frame": seconds / len(paths), "feature_frames": int(len(features["frames"])),
+            "processor": {k: processor.to_dict()[k] for k in ("crop", "flow", "head_motion", "flow_size", "image_size",
+                                                               "lag", "feature_rate", "track_every")},
+            "train_py_defaults": {"crop": run.crop, "model": run.model, "epochs": run.epochs, "lr": run.lr,
+                                  "batch_size": run.batch_size, "val_subjects": run.val_subjects}}
+
+
+def scale_training(args: argparse.Namespace, cache: Path) -> dict:
+    """(b) the runner's fold 0 with train.py's defaults on stored features of the 33 videos (1 and 3 epochs);
+    (c) the baseline's choice of p on fold 0's training videos."""
+    import numpy as np
+    import pandas as pd
+
+    import train
+    from modeling_mer.training.spotting import (
+        SpottingTask,
+        SpotVideo,
+        choose_baseline,
+        half_widths,
+        starting_point,
+    )
+    from modeling_mer.training.tasks import TaskData
+
+    rng = np.random.default_rng(args.seed)
+    plan = casme_sq_videos()
+    processor, _ = _processor_of_train_py("synthetic_long")
+    size = processor.image_size
+    videos = []
+    for participant, video, length, events in plan:
+        flow = rng.normal(0.0, 0.05, (length, 2, size, size)).astype(np.float16)
+        videos.append(SpotVideo(dataset="casme_sq", subject=f"s{participant:02d}", video_id=f"{participant}_{video}",
+                                fps=30.0, rate=30.0, flow=flow, numbers=np.arange(1, length + 1),
+                                magnitude=np.linalg.norm(flow.astype(np.float32), axis=1).mean(axis=(1, 2)), events=events))
+
+    def prepare(self, run, accelerator):  # the stored features (what the feature store returns), train.py's model
+        config, _, shared = starting_point(run)
+        for kind, value in half_widths(videos).items():
+            setattr(config, f"{kind}_half_width", value)
+        self.recognizer, self.sources = None, {}
+        meta = pd.DataFrame({"dataset": [v.dataset for v in videos], "subject": [v.subject for v in videos],
+                             "video_id": [v.video_id for v in videos], "events": [len(v.events) for v in videos]})
+        return TaskData(meta=meta, config=config, processor=processor, examples=videos,
+                        info={"videos": videos, "overlap": shared, "report": {}})
+
+    timings = {}
+    original = SpottingTask.prepare
+    SpottingTask.prepare = prepare
+    try:
+        for epochs in (1, 3):
+            out = cache / f"fold0_{epochs}"
+            started = time.perf_counter()
+            train.main(["--task", "spot", "--dataset", "synthetic_long", "--fold", "0", "--epochs", str(epochs),
+                        "--output_dir", str(out), "--report_to", "none", "--cpu_threads", str(args.threads)])
+            timings[epochs] = time.perf_counter() - started
+    finally:
+        SpottingTask.prepare = original
+    default_epochs = train.parse_args(["--task", "spot", "--dataset", "synthetic_long"]).epochs
+    per_epoch = (timings[3] - timings[1]) / 2
+    fixed = max(0.0, timings[1] - per_epoch)
+    subjects = sorted({v.subject for v in videos})
+    training = [v for v in videos if v.subject != subjects[0]]
+    started = time.perf_counter()
+    choose_baseline(training, half_widths(training), processor.lag)
+    baseline = time.perf_counter() - started
+    return {"videos": len(videos), "subjects": len(subjects), "frames": int(sum(len(v.numbers) for v in videos)),
+            "events": {t: sum(e["type"] == t for v in videos for e in v.events) for t in ("micro", "macro")},
+            "fold0_seconds": {"1_epoch": round(timings[1], 1), "3_epochs": round(timings[3], 1)},
+            "seconds_per_epoch": round(per_epoch, 2), "seconds_per_fold_besides_epochs": round(fixed, 2),
+            "baseline_seconds_per_fold": round(baseline, 2), "default_epochs": default_epochs}
+
+
+def casme_sq_scale(args: argparse.Namespace, cache: Path) -> dict:
+    features = scale_features(args, cache)
+    print(f"(a) features: {features['seconds_per_frame'] * 1000:.1f} ms per 640x480 frame ({features['frames']} frames)")
+    training = scale_training(args, cache)
+    print(f"(b) fold 0: {training['seconds_per_epoch']:.1f} s per epoch, {training['seconds_per_fold_besides_epochs']:.1f} s "
+          f"besides; (c) baseline {training['baseline_seconds_per_fold']:.1f} s per fold")
+    frames, folds, epochs = training["frames"], training["subjects"], training["default_epochs"]
+    parts = {
+        "features": frames * features["seconds_per_frame"],
+        "folds": folds * (training["seconds_per_fold_besides_epochs"] + epochs * training["seconds_per_epoch"]
+                          + training["baseline_seconds_per_fold"]),
+        "final_model": epochs * training["seconds_per_epoch"] * training["subjects"] / (training["subjects"] - 2),
+    }
+    total = sum(parts.values())
+    print(f"EXTRAPOLATED LOSO total: {total / 60:.1f} min ({', '.join(f'{k} {v / 60:.1f} min' for k, v in parts.items())})")
+    return {"note": "MEASURED on generated data of CAS(ME)^2's size (no licensed data here); the total is "
+                    "EXTRAPOLATED from the measured parts, not a run over the real dataset",
+            "features": features, "training": training,
+            "extrapolated_seconds": {k: round(v, 1) for k, v in parts.items()} | {"total": round(total, 1)},
+            "extrapolated_minutes_total": round(total / 60, 1), "target_minutes": 60,
+            "formula": "frames x feature s/frame + folds x (fold overhead + epochs x s/epoch + baseline) + final model "
+                       "(epochs x s/epoch x subjects / (subjects - 2): all subjects instead of a fold's training side)"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("all", "loso", "speed"), default="all")
+    parser.add_argument("--part", choices=("all", "loso", "speed", "casme_sq_scale"), default="all")
+    parser.add_argument("--scale_frames", type=int, default=1500,
+                        help="casme_sq_scale: generated 640x480 frames timed for feature extraction")
     parser.add_argument("--data", choices=("generator", "synthetic_long"), default="generator",
                         help="generated long videos: spotting_synthetic's (default) or the dataset's long synthetic mode")
     parser.add_argument("--subjects", type=int, default=6)
@@ -150,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         out = {"benchmark": "spotting", "date": now_iso(), "machine": machine_info(torch.device("cpu")),
                "command": "python bench/spotting.py " + " ".join(argv if argv is not None else sys.argv[1:])}
         model = None
+        if args.part == "casme_sq_scale":
+            out["load_average_before"] = list(__import__("os").getloadavg())
+            out["casme_sq_scale"] = casme_sq_scale(args, cache)
+            out["load_average_after"] = list(__import__("os").getloadavg())
         if args.part in ("all", "loso"):
             out["loso"], model = loso(args, cache)
             for m, r in out["loso"]["results"].items():

@@ -12,7 +12,7 @@ import torch
 from accelerate import Accelerator
 
 from modeling_mer import MERSpottingConfig, MERSpottingProcessor
-from modeling_mer.training.spotting import FeatureStore, SpottingTask, _filter, synthetic_videos
+from modeling_mer.training.spotting import WINDOWS_PER_EPOCH, FeatureStore, SpottingTask, _filter, synthetic_videos
 from modeling_mer.training.tasks import TASKS, TaskData
 
 
@@ -37,8 +37,16 @@ def test_one_fold_as_the_runner_drives_it(data, tmp_path):
     torch.manual_seed(0)
     model = task.build_model(RUN, data, 0)
     task.begin_fold(RUN, data, [0], 0)
-    batch = next(iter(task.make_loader(RUN, data, [0], True, 0)))
-    assert batch["flow"].shape == (4, 32, 2, 16, 16) and batch["labels"].shape == (4, 32)
+    loader = task.make_loader(RUN, data, [0], True, 0)
+    assert len(loader.dataset) == WINDOWS_PER_EPOCH  # an epoch is a fixed number of windows, whatever the data's length
+    batch = next(iter(loader))
+    windows = task.sampler.batch(0, batch["item"].tolist())
+    assert windows["flow"].shape == (4, 32, 2, 16, 16) and windows["labels"].shape == (4, 32)
+    again = task.sampler.batch(0, batch["item"].tolist())  # reproducible from (seed, epoch, item): resumable
+    assert torch.equal(windows["flow"], again["flow"]) and torch.equal(windows["labels"], again["labels"])
+    assert not torch.equal(task.sampler.batch(1, batch["item"].tolist())["flow"], windows["flow"])  # new each epoch
+    many = task.sampler.batch(0, range(200))["labels"]
+    assert float((many > 0).any(dim=1).float().mean()) > 0.45  # at least the half drawn around an expression
     loss = task.loss(model, batch, data)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()

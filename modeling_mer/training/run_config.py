@@ -56,7 +56,7 @@ REAL_DEFAULTS = {"encoding": "motion", "flow_size": 240, "head_motion": "affine"
 DEFAULT_EPOCHS = 12
 # --task spot without --model: the spotting preset and epochs (over the fold's training windows)
 SPOT_PRESET = "spot-small"
-SPOT_DEFAULTS = {"epochs": 40, "lr": 1e-3}
+SPOT_DEFAULTS = {"epochs": 6, "lr": 1e-3}  # 6 epochs of 800 windows (training.spotting.WINDOWS_PER_EPOCH)
 FLOW_ONLY = ("encoding", "uv_scale", "flow_size", "head_motion")  # processor options without meaning for raw frames
 # Options added after runs were stored: a stored run_args.json without them had these values.
 ADDED_OPTIONS = {"task": "recognize", "allow_overlap": False, "recognizer": None}
@@ -363,7 +363,8 @@ def _training_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     train.add_argument("--output_dir", default=d["output_dir"])
     train.add_argument("--epochs", "--num_train_epochs", dest="epochs", type=integer(1), default=None,
                        help=f"fixed epochs per fold (default {DEFAULT_EPOCHS}; synthetic demo "
-                            f"{SYNTHETIC_DEFAULTS['epochs']}; real-data default {REAL_PRESET} {REAL_DEFAULTS['epochs']})")
+                            f"{SYNTHETIC_DEFAULTS['epochs']}; real-data default {REAL_PRESET} {REAL_DEFAULTS['epochs']}; --task spot "
+                            f"{SPOT_DEFAULTS['epochs']} epochs of 800 windows)")
     train.add_argument("--batch_size", "--per_device_train_batch_size", dest="batch_size", type=integer(1),
                        default=d["batch_size"], help="per process")
     train.add_argument("--lr", "--learning_rate", dest="lr", type=number(0, low_open=True), default=None,
