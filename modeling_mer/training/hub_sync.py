@@ -6,7 +6,7 @@
                                 holds a resumable run state (`--resume_from_hub REPO` on another machine)
 
 These are transformers Trainer's `hub_strategy` meanings in this project's terms: a "save" is a fold file
-or a checkpoint becoming visible (run_state writes each atomically), and where Trainer keeps the newest
+or a checkpoint becoming visible (atomic_files writes each atomically), and where Trainer keeps the newest
 checkpoint as `last-checkpoint/`, the repo keeps it at its own path (`checkpoints/<run>/checkpoints/
 checkpoint_N/`), older ones deleted in the same commit, so that the downloaded run state is the output
 folder's own layout and `--resume` needs no translation. The repo is created private unless asked.
