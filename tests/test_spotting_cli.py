@@ -73,7 +73,7 @@ def test_a_saved_spotter_passes_the_leakage_guard_as_a_recogniser_does(capsys, s
     run = train.parse_args(["--task", "spot", "--dataset", "casme_sq", "--data_dir", str(spotter_dir),
                             "--model", str(spotter_dir), "--allow_overlap"])
     assert run.model == str(spotter_dir)
-    assert train.parse_args(["--task", "spot", "--dataset", "synthetic_long", "--model", str(spotter_dir)]).epochs == 12
+    assert train.parse_args(["--task", "spot", "--dataset", "synthetic_long", "--model", str(spotter_dir)]).epochs == run_config.SPOT_DEFAULTS["epochs"]
 
 
 def test_a_saved_spotter_starts_every_fold_with_its_weights_and_feature_settings(spotter_dir):

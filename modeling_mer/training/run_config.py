@@ -439,9 +439,7 @@ def apply_defaults(run: RunConfig) -> None:
             run.val_subjects = 1
         if run.model is None:
             run.model = SPOT_PRESET
-            _fill(run, SPOT_DEFAULTS)
-        if run.lr is None:
-            run.lr = 1e-3
+        _fill(run, SPOT_DEFAULTS)  # any spotter, preset or saved: epochs of a fixed number of windows
     if run.model is None:
         run.model = REAL_PRESET if run.realistic else "tiny"
         if run.realistic and not run.pretrained_spatial:
