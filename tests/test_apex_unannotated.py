@@ -58,7 +58,9 @@ def test_drift_fools_the_long_term_flow_but_not_the_spotter():
     found = find_expression(frames)
     assert onset < found.apex < offset and abs(found.apex - apex) <= 2
     assert found.onset < found.apex < found.offset
-    assert found.onset <= onset + 2 and found.offset >= offset - 2  # a neutral frame before, one after
+    # neutral frames (the planted onset/offset are the last/first frames without the bump): flow is measured
+    # from the onset, so one inside the rise (plateau=0.9 gave 11 and 27 here) loses part of the expression
+    assert onset - 3 <= found.onset <= onset and offset <= found.offset <= offset + 3
     scores = motion_profile(frames)
     assert scores[0] == scores[-1] == 0 and int(np.argmax(scores)) != len(frames) - 1
 
