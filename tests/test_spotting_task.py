@@ -12,7 +12,13 @@ import torch
 from accelerate import Accelerator
 
 from modeling_mer import MERSpottingConfig, MERSpottingProcessor
-from modeling_mer.training.spotting import WINDOWS_PER_EPOCH, FeatureStore, SpottingTask, _filter, synthetic_videos
+from modeling_mer.training.spotting import (
+    WINDOWS_PER_EPOCH,
+    FeatureStore,
+    SpottingTask,
+    _filter,
+    synthetic_videos,
+)
 from modeling_mer.training.tasks import TASKS, TaskData
 
 

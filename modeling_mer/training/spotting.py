@@ -635,6 +635,8 @@ class SpottingTask(Task):
                         for r in rows}
         accelerator.print(f"spotting features: {store.computed} videos computed ({store.seconds:.0f} s), "
                           f"{store.reused} reused")
+        if accelerator.device.type == "cpu" and getattr(run, "cpu_threads", None) is None:
+            torch.set_num_threads(1)  # a small spotter on stored features: small ops only lose to thread overhead
         for kind, value in half_widths(videos).items():
             setattr(config, f"{kind}_half_width", value)
         meta = pd.DataFrame({"dataset": [v.dataset for v in videos], "subject": [v.subject for v in videos],
