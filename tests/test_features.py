@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor
+from modeling_mer.training import recognition
 from modeling_mer.training.clips import ArrowClips
 from modeling_mer.training.features import (
     EMBEDDINGS,
@@ -17,7 +18,6 @@ from modeling_mer.training.features import (
     frame_embedding_store,
 )
 from modeling_mer.training.loop import FlowClips, hflip_flow, make_loader
-from modeling_mer.training import recognition
 
 LABELS = ["negative", "positive", "surprise"]
 

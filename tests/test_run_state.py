@@ -15,7 +15,6 @@ from PIL import Image
 from test_processing_dataset import fake_dataset
 
 from modeling_mer.processing_mer import MERImageProcessor
-from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
 from modeling_mer.training.checkpoints import (
     Checkpoints,
     RunStateError,
@@ -23,6 +22,7 @@ from modeling_mer.training.checkpoints import (
     clean_incomplete,
     has_finished_work,
 )
+from modeling_mer.training.preprocessing import preprocess_dataset, preprocessing_skips
 from modeling_mer.training.run_outputs import write_fold
 
 

@@ -14,8 +14,7 @@ import pytest
 from test_train import FAST, tiny_synthetic
 
 import train
-from modeling_mer.training import recognition
-from modeling_mer.training import tracking
+from modeling_mer.training import recognition, tracking
 from modeling_mer.training.tracking import fold_tag, hyperparameters, resolve_report_to
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 import train
-from modeling_mer.training import recognition
 from dataset_scripts.common import mer_features
 from dataset_scripts.synthetic import EMOTIONS, generate_clip
+from modeling_mer.training import recognition
 from modeling_mer.training.loop import class_weights, flip_decisions, hflip_flow
 from modeling_mer.training.protocols import loso_folds, make_folds, validation_split
 

@@ -80,7 +80,6 @@ def test_trainer_spellings_and_resolved_defaults():
 
 def test_choices_come_from_the_registries_and_the_mirrors_match_their_owners():
     from dataset_scripts import DATASET_NAMES
-
     from modeling_mer import face_crop, frame_sampling, optical_flow, processing_mer
     from modeling_mer.configuration_mer import AGGREGATIONS, PRESETS
     from modeling_mer.training import tracking

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import train
-from modeling_mer.training import run_config
 from modeling_mer import MERConfig
+from modeling_mer.training import run_config
 from modeling_mer.training.run_setup import PROCESSOR_OPTIONS, build_processor
 
 REAL = {"casme2": ["--data_dir", "x"], "samm": ["--data_dir", "x"], "smic": ["--data_dir", "x"],

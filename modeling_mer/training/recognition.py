@@ -31,6 +31,7 @@ from .run_outputs import write_skips
 from .run_setup import PROCESSOR_OPTIONS, ModelChoice, base_config, build_model, build_processor, is_preset
 from .tasks import Task, TaskData
 
+
 def model_choice(run: RunConfig) -> ModelChoice:
     return ModelChoice(run.model, run.pretrained_spatial, run.num_frames, run.aggregation, run.dropout,
                        run.image_size, freeze_spatial=True if run.freeze_spatial else None)

@@ -227,7 +227,7 @@ class Runner:
             bar.set_description(f"fold {fold.name} epoch {epoch + 1}/{selection.epochs}")
             loss = train_one_epoch(
                 accelerator, model, train_loader, optimizer, scheduler,
-                lambda m, batch: task.loss(m, batch, data, epoch), bar,
+                lambda m, batch, epoch=epoch: task.loss(m, batch, data, epoch), bar,
                 on_step=lambda step_loss: self.tracker.train_step(prefix, step_loss, scheduler.get_last_lr()[0]),
             )
             self.tracker.log({f"{prefix}/epoch/train_loss": loss})

@@ -114,7 +114,7 @@ class Task(abc.ABC):
         """The model card's results: a list of huggingface_hub `EvalResult`s (the model-index)."""
 
     # Optional hooks, with the defaults most tasks want ------------------------------------------------
-    def begin_fold(self, run: Any, data: TaskData, rows: list[int], seed: int) -> None:
+    def begin_fold(self, run: Any, data: TaskData, rows: list[int], seed: int) -> None:  # noqa: B027 (optional hook)
         """Called before a fold trains on `rows` (e.g. class weights of the fold's training examples)."""
 
     def held_out_score(self, predictions: pd.DataFrame, data: TaskData) -> float:
