@@ -19,6 +19,7 @@ go on silently as a prediction. Boxes are in the original frame's pixels.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -267,3 +268,44 @@ def crop_resize(frame: np.ndarray, box: Box, size: int, angle: float = 0.0) -> n
         patch = frame[y : y + h, x : x + w]
     shrink = w > size or h > size
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class CascadeFileMixin:
+    """A processor whose crop="haar" carries OpenCV's cascade XML with it (mixed in before BaseImageProcessor).
+
+    Loaded with trust_remote_code, a processor runs from transformers' module cache, where only the .py files
+    are copied, and OpenCV 5 wheels ship no cascades: a crop="haar" processor therefore saves the XML beside
+    its settings and, when loaded, uses the copy in its folder (or Hub repo) if there is one.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        from transformers.utils import cached_file
+
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        processor = loaded[0] if isinstance(loaded, tuple) else loaded
+        if processor.crop == "haar":
+            folder = str(pretrained_model_name_or_path)
+            folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
+            hub = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+            try:
+                path = cached_file(
+                    folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
+                    _raise_exceptions_for_connection_errors=False, **{k: kwargs[k] for k in hub if k in kwargs},
+                )
+            except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
+                path = None
+            processor._cascade_file = path
+        return loaded
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output.pop("_cascade_file", None)  # where this process found the file, not a setting
+        return output
+
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        super().to_json_file(json_file_path)
+        if self.crop == "haar":
+            source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
+            if not (target.exists() and target.samefile(source)):
+                shutil.copyfile(source, target)

@@ -14,7 +14,6 @@ It is a `BaseImageProcessor` and not a `BaseVideoProcessor`, which needs torchvi
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs
-from transformers.utils import cached_file
 
 try:  # in a try block, which transformers' remote-code import check skips: this names the pip package
     import cv2  # noqa: F401
@@ -35,7 +33,7 @@ except ImportError as err:
 
 from .apex_spotting import find_expression
 from .configuration_mer import check_processor_geometry
-from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
+from .face_crop import CROPS, CascadeFileMixin, crop_resize, locate_face
 from .flow_encoding import encode_hsv, encode_motion, encode_uv, normalize
 from .frame_sampling import (
     INTERPOLATIONS,
@@ -83,7 +81,7 @@ class MERImageProcessorKwargs(ImagesKwargs, total=False):
     head_motion: str
 
 
-class MERImageProcessor(BaseImageProcessor):
+class MERImageProcessor(CascadeFileMixin, BaseImageProcessor):
     """Face crop, apex-centred sampling and long-term optical flow for micro-expression clips.
 
     Args:
@@ -218,39 +216,6 @@ class MERImageProcessor(BaseImageProcessor):
         if any(s <= 0 for s in self.image_std):
             raise ValueError(f"image_std must be positive, got {self.image_std!r}")
 
-    # --------------------------------------------------------------------- the Haar cascade's XML file
-    # A processor loaded with trust_remote_code runs from transformers' module cache, where only the .py
-    # files are copied, and OpenCV 5 wheels ship no cascades: a crop="haar" processor therefore saves the
-    # XML beside its settings and, when loaded, uses the copy in its folder (or Hub repo) if there is one.
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):  # type: ignore[override]
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        processor = loaded[0] if isinstance(loaded, tuple) else loaded
-        if processor.crop == "haar":
-            folder = str(pretrained_model_name_or_path)
-            folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
-            hub = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-            try:
-                path = cached_file(
-                    folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
-                    _raise_exceptions_for_connection_errors=False, **{k: kwargs[k] for k in hub if k in kwargs},
-                )
-            except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
-                path = None
-            processor._cascade_file = path
-        return loaded
-
-    def to_dict(self) -> dict[str, Any]:
-        output = super().to_dict()
-        output.pop("_cascade_file", None)  # where this process found the file, not a setting
-        return output
-
-    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
-        super().to_json_file(json_file_path)
-        if self.crop == "haar":
-            source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
-            if not (target.exists() and target.samefile(source)):
-                shutil.copyfile(source, target)
 
     @classmethod
     def for_config(cls, config: Any, **settings: Any) -> MERImageProcessor:

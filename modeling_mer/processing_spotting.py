@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers.image_processing_utils import BaseImageProcessor
-from transformers.utils import cached_file
 
 try:  # in a try block, which transformers' remote-code import check skips: this names the pip package
     import cv2  # noqa: F401
@@ -36,7 +34,7 @@ except ImportError as err:
         'MERSpottingProcessor needs OpenCV and PyAV: pip install "opencv-contrib-python-headless>=4.8" av'
     ) from err
 
-from .face_crop import CASCADE_FILE, CROPS, cascade_path, crop_resize, locate_face
+from .face_crop import CROPS, CascadeFileMixin, crop_resize, locate_face
 from .flow_encoding import encode_motion
 from .optical_flow import (
     HEAD_MOTIONS,
@@ -150,7 +148,7 @@ def scores_to_intervals(
 
 
 # ----------------------------------------------------------------------------------------- processor
-class MERSpottingProcessor(BaseImageProcessor):
+class MERSpottingProcessor(CascadeFileMixin, BaseImageProcessor):
     """Streamed per-frame motion features of long videos, and intervals from per-frame scores.
 
     Args:
@@ -206,39 +204,6 @@ class MERSpottingProcessor(BaseImageProcessor):
         self.motion_unit = motion_unit
         self._validate()
 
-    # --------------------------------------------------------------------- the Haar cascade's XML file
-    # As the recogniser's processor (processing_mer): loaded with trust_remote_code it runs from transformers'
-    # module cache, where only the .py files are copied, and OpenCV 5 wheels ship no cascades, so a crop="haar"
-    # processor saves the XML beside its settings and, when loaded, uses the copy in its folder (or Hub repo).
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):  # type: ignore[override]
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        processor = loaded[0] if isinstance(loaded, tuple) else loaded
-        if processor.crop == "haar":
-            folder = str(pretrained_model_name_or_path)
-            folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
-            hub = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-            try:
-                path = cached_file(
-                    folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
-                    _raise_exceptions_for_connection_errors=False, **{k: kwargs[k] for k in hub if k in kwargs},
-                )
-            except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
-                path = None
-            processor._cascade_file = path
-        return loaded
-
-    def to_dict(self) -> dict[str, Any]:
-        output = super().to_dict()
-        output.pop("_cascade_file", None)  # where this process found the file, not a setting
-        return output
-
-    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
-        super().to_json_file(json_file_path)
-        if self.crop == "haar":
-            source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
-            if not (target.exists() and target.samefile(source)):
-                shutil.copyfile(source, target)
 
     def _validate(self) -> None:
         for name in ("image_size", "flow_size"):
