@@ -29,10 +29,12 @@ stops rising where the expression has not started (before the onset) or has ende
 The onset is the latest frame before the apex where that displacement has reached `plateau` (0.98) of its
 largest value on that side (so a neutral frame, erring earlier rather than inside the rise), the offset
 the earliest such frame after it. The threshold is close to 1 because the recogniser measures flow FROM
-the onset: an onset inside the rise removes part of the expression from every sampled flow. Measured
-fold-honestly on the realistic synthetic set (bench/unannotated.py, 6 folds, 110 clips): 0.9 put the found
-onset a median 3 frames after the annotated one and cost 0.08 accuracy against annotated timing; 0.98
-errs a frame or two early (still neutral) and matches it; lower thresholds (0.5-0.8) are worse still. The recogniser's apex-centred sampling then reads frames around the
+the onset: an onset inside the rise removes part of the expression from every sampled flow (0.9 put the
+found onset a median 3 frames after the annotated one on the realistic synthetic set; 0.98 a median 2
+before). Measured fold-honestly (bench/unannotated.py's folds and models, 110 realistic clips): accuracy
+without annotations 0.818 at 0.9, 0.95 and 0.98 alike (annotated timing: 0.900), 0.773 / 0.709 / 0.564 at
+0.8 / 0.7 / 0.5; demo set 0.740 (0.9) -> 0.760 (0.98), annotated 0.740. What is left of the gap there
+is the apex: clips whose found apex is 9+ frames off score 0.60 (0.93 with annotated timing). The recogniser's apex-centred sampling then reads frames around the
 apex with flow from a neutral onset, as with annotated clips.
 
 Everything runs on the crop shrunk to `max_side` pixels (112 by default): finding a peak in time needs
