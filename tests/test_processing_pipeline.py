@@ -10,7 +10,7 @@ from transformers import AutoImageProcessor, pipeline
 
 from modeling_mer import MERConfig, MERForVideoClassification, MERImageProcessor
 from modeling_mer.pipeline_mer import CUSTOM_PIPELINES
-from tests.test_processing import shifted_clip, write_video
+from tests.test_processing import locally_moved_clip, write_video
 
 LABELS = ["negative", "positive", "surprise"]
 
@@ -36,8 +36,9 @@ def test_folder_holds_processor_code_and_auto_map(model_dir):
 
 
 def test_pipeline_on_a_video_file_samples_across_the_whole_clip(model_dir, tmp_path):
-    # 25 frames, motion peaking at frame 18: far beyond the first num_frames=8 the stock pipeline reads
-    frames = shifted_clip([(max(0.0, 2.0 - abs(i - 18) * 0.4), 0.0) for i in range(25)])
+    # 25 frames, a local (expression-like) motion peaking at frame 18: far beyond the first num_frames=8 the
+    # stock pipeline reads (a whole-frame shift would be head motion, which apex spotting removes)
+    frames = locally_moved_clip([(max(0.0, 2.0 - abs(i - 18) * 0.4), 0.0) for i in range(25)])
     video = tmp_path / "clip.mp4"
     write_video(video, frames, "libx264")
     pipe = pipeline("video-classification", model=str(model_dir), trust_remote_code=True)
