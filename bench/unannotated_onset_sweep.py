@@ -11,18 +11,33 @@ frame, scoreNN = where the smoothed motion score falls to NN% of its apex value.
     python bench/unannotated_onset_sweep.py realistic 6 112 bench/results/unannotated_onset_sweep_realistic_cpu.json
     (arguments: set, folds (0: all), spot_size, output JSON; about 25 min on 2 shared CPU cores)
 """
-import atexit, json, shutil, sys, tempfile, time
+import atexit
+import json
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parent)); sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import numpy as np, torch
-import modeling_mer.processing_mer as pm
-import modeling_mer.apex_spotting as aps
-from unannotated import clip_frames
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import machine_info, now_iso  # noqa: E402
+from unannotated import clip_frames  # noqa: E402
+
+import modeling_mer.apex_spotting as aps  # noqa: E402
+import modeling_mer.processing_mer as pm  # noqa: E402
+from modeling_mer.training.recognition import RecognitionTask  # noqa: E402
+from modeling_mer.training.run_config import parse  # noqa: E402
+from modeling_mer.training.runner import Runner  # noqa: E402
 
 if len(sys.argv) != 5 or sys.argv[1] not in ("demo", "realistic"):
     sys.exit("usage: python bench/unannotated_onset_sweep.py {demo,realistic} FOLDS SPOT_SIZE OUT.json")
-mode = sys.argv[1]; nfolds = int(sys.argv[2]); spot = int(sys.argv[3]); out = sys.argv[4]
-CACHE = {}; STATE = {"clip": None, "rule": None}
+mode, nfolds, spot, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+CACHE = {}
+STATE = {"clip": None, "rule": None}
 
 def curves(frames, max_side):
     n = len(frames)
@@ -31,14 +46,20 @@ def curves(frames, max_side):
     grays = aps._grays(frames, max_side)
     fn = aps.flow_function(aps.check_flow_method("farneback"))
     grid = np.mgrid[0:grays[0].shape[0], 0:grays[0].shape[1]].astype(np.float32)
-    d = lambda t: aps._face_mean(aps._registered_residual(fn, grays[apex], grays[t], "affine", grid))
-    before = np.array([d(t) for t in range(0, apex)]); after = np.array([d(t) for t in range(apex + 1, n)])
+
+    def d(t):
+        return aps._face_mean(aps._registered_residual(fn, grays[apex], grays[t], "affine", grid))
+
+    before = np.array([d(t) for t in range(0, apex)])
+    after = np.array([d(t) for t in range(apex + 1, n)])
     return scores, apex, before, after
 
 def plateau_rule(p, margin=0):
     def rule(n, apex, before, after, scores):
-        r = np.nonzero(before >= p * before.max())[0]; on = int(r.max()) if before.max() > 0 else 0
-        r = np.nonzero(after >= p * after.max())[0]; off = apex + 1 + int(r.min()) if after.max() > 0 else n - 1
+        r = np.nonzero(before >= p * before.max())[0]
+        on = int(r.max()) if before.max() > 0 else 0
+        r = np.nonzero(after >= p * after.max())[0]
+        off = apex + 1 + int(r.min()) if after.max() > 0 else n - 1
         return max(0, min(on, apex - 1) - margin), min(n - 1, max(off, apex + 1) + margin)
     return rule
 
@@ -51,9 +72,12 @@ def first_reach(p):  # earliest frame before apex where the displacement is >= p
 
 def score_rise(p):  # latest frame before apex where the motion score falls below p * its apex value
     def rule(n, apex, before, after, scores):
-        s = np.convolve(scores, [0.25, 0.5, 0.25], mode="same"); top = s[apex]
-        below = np.nonzero(s[:apex] <= p * top)[0]; on = int(below.max()) if len(below) else 0
-        below = np.nonzero(s[apex + 1:] <= p * top)[0]; off = apex + 1 + int(below.min()) if len(below) else n - 1
+        s = np.convolve(scores, [0.25, 0.5, 0.25], mode="same")
+        top = s[apex]
+        below = np.nonzero(s[:apex] <= p * top)[0]
+        on = int(below.max()) if len(below) else 0
+        below = np.nonzero(s[apex + 1:] <= p * top)[0]
+        off = apex + 1 + int(below.min()) if len(below) else n - 1
         return min(on, apex - 1), max(off, apex + 1)
     return rule
 
@@ -76,14 +100,15 @@ pm.find_expression = cached_find
 WORKDIR = tempfile.mkdtemp(prefix=f"sweep_{mode}_")
 atexit.register(shutil.rmtree, WORKDIR, True)
 
-from modeling_mer.training.recognition import RecognitionTask
-from modeling_mer.training.run_config import parse
-from modeling_mer.training.runner import Runner
 run = parse(["--dataset", "synthetic", "--synthetic_mode", mode, "--output_dir", WORKDIR,
              "--report_to", "none", "--no_final_model", "--seed", "0"])
-runner = Runner.start(run, RecognitionTask()); data = runner.prepare(); folds = runner.folds(data)
+runner = Runner.start(run, RecognitionTask())
+data = runner.prepare()
+folds = runner.folds(data)
 chosen = sorted(folds, key=lambda f: (-len(f.test), f.index))[:nfolds] if nfolds else folds
-proc = data.processor; proc.spot_size = spot; names = data.info["label_names"]
+proc = data.processor
+proc.spot_size = spot
+names = data.info["label_names"]
 rows = []
 t0 = time.time()
 for fold in sorted(chosen, key=lambda f: f.index):
@@ -105,5 +130,6 @@ for fold in sorted(chosen, key=lambda f: f.index):
         rows.append(rec)
     acc = {w: round(float(np.mean([r[w] == r["label"] for r in rows])), 3) for w in ["annotated"] + list(RULES)}
     print(f"fold {fold.index} clips {len(rows)} t={time.time()-t0:.0f}s", acc, flush=True)
-    json.dump({"command": "python bench/unannotated_onset_sweep.py " + " ".join(sys.argv[1:]), "mode": mode,
+    json.dump({"command": "python bench/unannotated_onset_sweep.py " + " ".join(sys.argv[1:]), "date": now_iso(),
+               "machine": machine_info(torch.device("cpu")), "mode": mode,
                "folds": nfolds, "spot_size": spot, "accuracy": acc, "rows": rows}, open(out, "w"), indent=1)
