@@ -41,8 +41,8 @@ STATE = {"clip": None, "rule": None}
 
 def curves(frames, max_side):
     n = len(frames)
-    scores = aps.motion_profile(frames, max_side=max_side, first=1, last=n - 2)
-    apex = aps._pick_peak(scores, 1, n - 2)
+    scores = aps.motion_profile(frames, max_side=max_side)  # the processor's apex: find_expression's own rule
+    apex = 1 + int(np.argmax(scores[1 : n - 1]))
     grays = aps._grays(frames, max_side)
     fn = aps.flow_function(aps.check_flow_method("farneback"))
     grid = np.mgrid[0:grays[0].shape[0], 0:grays[0].shape[1]].astype(np.float32)

@@ -7,21 +7,32 @@ the drift outweighs the expression (47 of the demo's 96 clips; the realistic mod
 than its expression by design). Subtracting a rigid fit of the head helps but leaves what the fit cannot
 model (sway, roll, lighting, interpolation error), which still grows with the distance from frame 0.
 
-The score used here is a second difference in time, measured by flow on the frame itself:
+The score used here is how far the face at frame t departs from the straight path between two anchor
+frames a < t < b (the given onset and offset, else the clip's first and last frames), measured by flow on
+frame t itself:
 
-    score(t) = mean over the face of | H(flow(t -> t-k)) + H(flow(t -> t+k)) |,  k = min(lag, t, n-1-t)
+    field(t) = w_a H(flow(t -> a)) + w_b H(flow(t -> b)),   w_a = (b - t) / (b - a),  w_b = (t - a) / (b - a)
+    score(t) = mean over the face of | G(field)(t) |
 
 where H removes the head's rigid (affine) motion (`optical_flow.remove_head_motion`, the processor's own),
-after registration: the neighbour is first warped onto frame t by the rigid part of a first flow, and
-the flow measured again, since flow errs in proportion to the motion it measures and a rigid fit of the
-raw flow leaves a residual that follows the drift. Both flows start on frame t's grid. For a face whose expression displacement is B(t) * field (B rises
-from 0 at the onset to 1 at the apex and falls back), the sum is (B(t-k) + B(t+k) - 2 B(t)) * field:
-largest where B peaks, and it reaches 2 * field at the apex once t +/- k lie outside the expression.
-Any motion that is linear in time over [t-k, t+k] cancels exactly (whatever its size: slow drift, a
-steady roll, a lighting ramp), and the affine fit removes most of what is rigid and not linear. Nothing
-in the score grows with t, so a late frame has no advantage; near the ends k shrinks with the distance to
-the end (the first and last frames score 0), a mild bias TOWARDS the middle, which a clip cut around one
-expression has anyway, and which an apex 2-3 frames from an end still overcomes (the tests plant one).
+after registration: the anchor is first warped onto frame t by the rigid part of a first flow, and the flow
+measured again, since flow errs in proportion to the motion it measures and a rigid fit of the raw flow
+leaves a residual that follows the drift. Both flows start on frame t's grid. For a face whose expression
+displacement is B(t) * F (B rises from 0 at the onset to 1 at the apex and falls back) with neutral anchors,
+the field is -B(t) * F: the expression's own time course at full size, largest at the apex whatever the
+rise and fall times. Any motion linear in time over [a, b] cancels exactly (whatever its size: slow drift,
+a steady roll, a lighting ramp), the affine fit removes most of what is rigid and not linear, and nothing in
+the score grows with t, so a late frame has no advantage. G smooths the field as vectors before the
+magnitude is taken (a Gaussian over 1/20 of the clip in time and 1/56 of the crop in space): the expression
+is the same field F in neighbouring frames and neighbouring pixels while the noise is not, so averaging
+vectors keeps the one and cancels the other, where averaging magnitudes would add the noise up.
+
+Why not the second difference flow(t -> t-k) + flow(t -> t+k), used before: it is the same idea with
+anchors t +/- k that move with t, so it reads the expression at 2 frames per score only (noise), and its
+peak moves away from the apex when the rise and the fall differ (error correlated 0.49 with fall - rise on
+the realistic set). Measured fold-honestly on 110 clips of the realistic synthetic set (0.3-3 px
+expressions under larger head motion, bench/unannotated.py): mean |found - annotated apex| 6.2 frames ->
+3.7, clips 9+ frames off 21 -> 10, accuracy without annotations 0.818 -> 0.89-0.90 (annotated 0.900).
 
 Onset and offset, when not given, come from flow from the found apex to every frame (head motion
 removed): the expression's displacement relative to the apex rises as one moves away from the apex and
@@ -31,15 +42,11 @@ largest value on that side (so a neutral frame, erring earlier rather than insid
 the earliest such frame after it. The threshold is close to 1 because the recogniser measures flow FROM
 the onset: an onset inside the rise removes part of the expression from every sampled flow (0.9 put the
 found onset a median 3 frames after the annotated one on the realistic synthetic set; 0.98 a median 2
-before). Measured fold-honestly (bench/unannotated.py's folds and models, 110 realistic clips): accuracy
-without annotations 0.818 at 0.9, 0.95 and 0.98 alike (annotated timing: 0.900), 0.773 / 0.709 / 0.564 at
-0.8 / 0.7 / 0.5; demo set 0.740 (0.9) -> 0.760 (0.98), annotated 0.740. What is left of the gap there
-is the apex: the 21 clips whose found apex is 9+ frames off score 0.52 (0.90 with annotated timing); the
-56 within 3 frames score 0.95 (0.93). The recogniser's apex-centred sampling then reads frames around the
+before; bench/unannotated_onset_sweep.py: 0.9-0.98 alike, 0.8 and below worse). The recogniser's apex-centred sampling then reads frames around the
 apex with flow from a neutral onset, as with annotated clips.
 
 Everything runs on the crop shrunk to `max_side` pixels (112 by default): finding a peak in time needs
-the mean of the flow over the face, not its detail, and 2 flows per frame at that size cost a few ms.
+the mean of the flow over the face, not its detail, and 4 flows per frame at that size cost a few ms.
 """
 
 from __future__ import annotations
@@ -52,10 +59,16 @@ import numpy as np
 
 from .optical_flow import check_flow_method, flow_function, remove_head_motion, to_gray
 
-__all__ = ["ExpressionWindow", "default_lag", "find_expression", "motion_profile"]
+__all__ = ["ExpressionWindow", "find_expression", "motion_profile"]
 
 SCORE_REGION = 0.6  # central fraction of the crop averaged by the score: the face, not the flow artefacts at its borders
 FIT_REGION = 0.5  # central fraction of the crop the head's rigid motion is fitted on: inside the face, no static background
+# Smoothing of the departure field before its magnitude is taken (vectors, so that noise averages out instead
+# of adding up): in time a Gaussian of this fraction of the clip (a clip cut around one expression scales with
+# it; 4 frames of an 80-frame clip at 200 fps), in space one of this fraction of the crop's side (2 px at 112,
+# well inside an action unit's extent). Chosen on the realistic synthetic set (bench/unannotated.py).
+TEMPORAL_SIGMA = 1 / 20
+SPATIAL_SIGMA = 1 / 56
 
 
 @dataclass(frozen=True)
@@ -66,13 +79,6 @@ class ExpressionWindow:
     apex: int
     offset: int
     scores: np.ndarray  # (n,) the motion profile the apex was picked on (0 outside the searched range)
-
-
-def default_lag(num_frames: int) -> int:
-    """k of the second difference: a quarter of the clip (at least 1). A clip cut around one expression
-    spends about half its length in it (CASME II: onset->apex 30 frames of a ~70-frame clip), so t +/- k
-    leaves the expression at the apex; a larger k only widens the peak, never moves it."""
-    return max(1, num_frames // 4)
 
 
 def _grays(frames: Sequence[np.ndarray], max_side: int | None) -> list[np.ndarray]:
@@ -111,39 +117,58 @@ def _registered_residual(fn, frame: np.ndarray, other: np.ndarray, head_motion: 
     return remove_head_motion(fn(frame, registered), head_motion, region=FIT_REGION)
 
 
+def _smooth_in_time(fields: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of (n, ...) `fields` along time, `sigma` frames, the end values repeated."""
+    if sigma < 0.5 or len(fields) < 2:
+        return fields
+    radius = int(3 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    index = np.arange(len(fields))
+    out = np.zeros_like(fields)
+    for offset, weight in zip(offsets, kernel):
+        out += np.float32(weight) * fields[np.clip(index + offset, 0, len(fields) - 1)]
+    return out
+
+
 def motion_profile(
     frames: Sequence[np.ndarray],
     *,
-    lag: int | None = None,
     method: str = "farneback",
     max_side: int | None = 112,
     head_motion: str = "affine",
     first: int = 0,
     last: int | None = None,
 ) -> np.ndarray:
-    """(n,) second-difference motion score of every frame (module docstring); frames outside
-    [first, last] (and the two end frames) score 0. 4 flows per scored frame at `max_side` pixels."""
+    """(n,) score of every frame strictly between the anchors `first` and `last` (module docstring): how far
+    the face departs from the straight path between them; the anchors and frames outside score 0.
+    4 flows per scored frame at `max_side` pixels."""
     if len(frames) == 0:
         raise ValueError("apex spotting needs at least 1 frame, got none")
     grays = _grays(frames, max_side)
-    fn = flow_function(check_flow_method(method))
-    grid = np.mgrid[0 : grays[0].shape[0], 0 : grays[0].shape[1]].astype(np.float32)
     n = len(grays)
-    lag = default_lag(n) if lag is None else lag
     last = n - 1 if last is None else last
+    if not 0 <= first <= last <= n - 1:
+        raise ValueError(f"apex spotting: need 0 <= first <= last <= {n - 1}, got first={first}, last={last}")
     scores = np.zeros(n)
-    for t in range(max(first, 1), min(last, n - 2) + 1):
-        k = min(lag, t, n - 1 - t)
-        back = _registered_residual(fn, grays[t], grays[t - k], head_motion, grid)
-        ahead = _registered_residual(fn, grays[t], grays[t + k], head_motion, grid)
-        scores[t] = _face_mean(back + ahead)
+    span = last - first
+    if span < 2:
+        return scores
+    fn = flow_function(check_flow_method(method))
+    height, width = grays[0].shape
+    grid = np.mgrid[0:height, 0:width].astype(np.float32)
+    blur = max(height, width) * SPATIAL_SIGMA
+    fields = np.zeros((span + 1, height, width, 2), np.float32)  # the anchors' own rows stay 0
+    for t in range(first + 1, last):
+        ahead = (t - first) / span
+        field = ((1 - ahead) * _registered_residual(fn, grays[t], grays[first], head_motion, grid)
+                 + ahead * _registered_residual(fn, grays[t], grays[last], head_motion, grid))
+        fields[t - first] = cv2.GaussianBlur(field, (0, 0), blur) if blur > 0 else field
+    fields = _smooth_in_time(fields, (span + 1) * TEMPORAL_SIGMA)
+    for t in range(first + 1, last):
+        scores[t] = _face_mean(fields[t - first])
     return scores
-
-
-def _pick_peak(scores: np.ndarray, first: int, last: int) -> int:
-    """Argmax of the profile smoothed over 3 frames, inside [first, last]."""
-    smooth = np.convolve(scores, np.array([0.25, 0.5, 0.25]), mode="same")
-    return first + int(np.argmax(smooth[first : last + 1]))
 
 
 def find_expression(
@@ -151,7 +176,6 @@ def find_expression(
     onset: int | None = None,
     offset: int | None = None,
     *,
-    lag: int | None = None,
     method: str = "farneback",
     max_side: int | None = 112,
     head_motion: str = "affine",
@@ -160,9 +184,9 @@ def find_expression(
     """Onset, apex and offset (indices into `frames`) of the expression; a given onset/offset is kept and
     bounds the search (SMIC-HS and CASME II's "/" rows give both but no apex).
 
-    With onset and offset given the apex lies in (onset, offset] (never the onset: flow is measured from
-    it). Found ones satisfy onset < apex < offset whenever the clip has 3 frames or more; a 1-2 frame clip
-    gives (0, n-1, n-1).
+    The apex lies strictly between the anchors (the given onset/offset, else the clip's ends) when they are
+    2+ frames apart, else it is the last anchor; found bounds satisfy onset < apex < offset whenever the
+    clip has 3 frames or more; a 1-2 frame clip gives (0, n-1, n-1).
     """
     n = len(frames)
     if n == 0:
@@ -172,21 +196,11 @@ def find_expression(
     if not 0 <= lo < hi <= n - 1:
         if n >= 2 or onset is not None or offset is not None:
             raise ValueError(f"apex spotting: need 0 <= onset < offset <= {n - 1}, got onset={onset}, offset={offset}")
-    # The apex must leave room for a found onset before it / offset after it.
-    first = lo + 1 if onset is not None else max(lo, 1)
-    last = min(hi - 1 if offset is not None else n - 2, hi)
-    if n <= 2 or (hi - lo < 2 and onset is not None and offset is not None) or first > last:
-        return ExpressionWindow(lo, hi, hi, np.zeros(n))  # too short to search: the apex is the last frame
-    if onset is not None and offset is not None:
-        # Only the annotated window is searched: it is scored as a clip of its own (k from its length).
-        window = list(frames[lo : hi + 1])
-        scores = np.zeros(n)
-        scores[lo : hi + 1] = motion_profile(window, lag=lag, method=method, max_side=max_side, head_motion=head_motion)
-        apex = _pick_peak(scores, lo + 1, hi) if scores[lo + 1 : hi + 1].any() else hi
-        return ExpressionWindow(lo, apex, hi, scores)
-    scores = motion_profile(frames, lag=lag, method=method, max_side=max_side, head_motion=head_motion,
-                            first=first, last=last)
-    apex = _pick_peak(scores, first, last)
+    if hi - lo < 2:  # no frame between the anchors: the apex is the last frame
+        return ExpressionWindow(lo, hi, hi, np.zeros(n))
+    # The anchors are the given onset/offset (neutral by definition) or the clip's ends.
+    scores = motion_profile(frames, method=method, max_side=max_side, head_motion=head_motion, first=lo, last=hi)
+    apex = lo + 1 + int(np.argmax(scores[lo + 1 : hi]))
     found_onset, found_offset = _boundaries(frames, apex, lo, hi, onset is None, offset is None,
                                             method=method, max_side=max_side, head_motion=head_motion, plateau=plateau)
     return ExpressionWindow(found_onset, apex, found_offset, scores)

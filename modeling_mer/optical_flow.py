@@ -157,11 +157,11 @@ def remove_head_motion(flow: np.ndarray, model: str = "affine", region: float = 
 def spot_apex(frames: Sequence[np.ndarray], method: str = "farneback", max_side: int | None = 128) -> int:
     """Index into `frames` (the onset first, the offset last) of the apex of the expression between them.
 
-    Found by `apex_spotting.find_expression`: a second difference in time of the flow with the head's
-    motion removed, which slow drift cannot push to the last frame (the largest long-term flow from the
-    onset, used before, landed on the last frame in half of the demo's clips). Frames are shrunk to
-    `max_side` pixels on their longest side first (None keeps them). Never returns 0 (flow is measured
-    from the onset).
+    Found by `apex_spotting.find_expression`: how far the face departs from the straight path between
+    the onset and the offset (flow with the head's motion removed), which slow drift cannot push to the
+    last frame (the largest long-term flow from the onset, used before, landed on the last frame in half
+    of the demo's clips). Frames are shrunk to `max_side` pixels on their longest side first (None keeps
+    them). Never returns 0 (flow is measured from the onset).
     """
     from .apex_spotting import find_expression  # here: apex_spotting itself builds on this module
 
