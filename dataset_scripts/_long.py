@@ -8,6 +8,9 @@ folder is listed once) and every annotated event in it (CONTRACTS §4):
     dataset, subject, video_id, fps, num_frames, frames (paths), frame_numbers,
     events: [{onset, apex (-1 = not annotated), offset, type ("micro"/"macro"), action_units, emotion}]
 
+A dataset may add event fields of its own (`LongVideoBuilder.EVENT_EXTRAS`, strings, "" when its sheet has
+no such column): CAS(ME)^3 Part A's events carry `objective_class`.
+
 The quirks of the distributed sheets are resolved here, the same way for both datasets:
 
 * fractional frame numbers (SAMM-LV, 566.4) are rounded half up (566.5 -> 567);
@@ -31,6 +34,7 @@ carries them, and counted in the build notes, those inside events separately.
 from __future__ import annotations
 
 import bisect
+import io
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -56,8 +60,8 @@ NOT_ANNOTATED = -1
 DURATION_TOLERANCE = 0.01  # frames: Excel hands over 177.79999999999998 for 177.8
 
 
-def long_features() -> datasets.Features:
-    """The columns of one long video (CONTRACTS §4)."""
+def long_features(event_extras: Sequence[str] = ()) -> datasets.Features:
+    """The columns of one long video (CONTRACTS §4), events with the dataset's own extra string fields."""
     event = {
         "onset": datasets.Value("int32"),
         "apex": datasets.Value("int32"),
@@ -65,6 +69,7 @@ def long_features() -> datasets.Features:
         "type": datasets.Value("string"),
         "action_units": datasets.Value("string"),
         "emotion": datasets.Value("string"),
+        **{name: datasets.Value("string") for name in event_extras},
     }
     return datasets.Features(
         {
@@ -96,14 +101,52 @@ class Grid:
         return f"{self.label} row {index + 1}"
 
 
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a legacy Excel (.xls, BIFF) workbook
+ZIP_MAGIC = b"PK\x03\x04"  # an .xlsx workbook
+
+
+def _read_xls(path: Path) -> list[Grid]:
+    """Every visible worksheet of a legacy .xls workbook (xlrd); error cells as their text ('#N/A')."""
+    try:
+        import xlrd
+    except ImportError as exc:
+        raise MERDataError("reading an .xls workbook needs xlrd: pip install xlrd", where=str(path)) from exc
+    book = xlrd.open_workbook(str(path), on_demand=True)
+    try:
+        grids = []
+        for index in range(book.nsheets):
+            sheet = book.sheet_by_index(index)
+            if sheet.visibility != 0:  # 1 hidden, 2 very hidden
+                continue
+            rows = []
+            for r in range(sheet.nrows):
+                values, types = sheet.row_values(r), sheet.row_types(r)
+                rows.append([xlrd.error_text_from_code.get(v, "#ERROR") if t == xlrd.XL_CELL_ERROR else v
+                             for v, t in zip(values, types)])
+            grids.append(Grid(sheet.name, rows, f"{path} sheet {sheet.name!r}"))
+        return grids
+    finally:
+        book.release_resources()
+
+
 def read_grids(path: Path) -> list[Grid]:
-    """Every visible worksheet of an .xlsx, by name, or the single grid of a .csv (named after the file)."""
+    """Every visible worksheet of an .xlsx or .xls, by name, or the single grid of a .csv (named after the file).
+
+    A workbook is read by what it holds, not by its suffix: an .xls that is really an .xlsx (renamed when
+    converted), or the other way round, reads all the same.
+    """
     suffix = path.suffix.lower()
     try:
-        if suffix in (".xlsx", ".xlsm"):
+        if suffix in (".xls", ".xlsx", ".xlsm"):
+            with open(path, "rb") as handle:
+                magic = handle.read(8)
+            if magic == OLE2_MAGIC or (suffix == ".xls" and not magic.startswith(ZIP_MAGIC)):
+                return _read_xls(path)
             import openpyxl
 
-            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            # openpyxl refuses the .xls suffix whatever the content: an .xlsx renamed .xls is handed over as bytes
+            source = io.BytesIO(path.read_bytes()) if suffix == ".xls" else path
+            book = openpyxl.load_workbook(source, read_only=True, data_only=True)
             try:
                 return [
                     Grid(sheet.title, list(sheet.iter_rows(values_only=True)), f"{path} sheet {sheet.title!r}")
@@ -117,9 +160,11 @@ def read_grids(path: Path) -> list[Grid]:
 
             with open(path, newline="", encoding="utf-8-sig") as handle:
                 return [Grid(path.stem, list(csv.reader(handle)), str(path))]
-    except Exception as exc:  # openpyxl/csv raise many types for a damaged file; name the file
+    except MERDataError:
+        raise
+    except Exception as exc:  # openpyxl/xlrd/csv raise many types for a damaged file; name the file
         raise MERDataError(f"cannot read the sheet ({type(exc).__name__}: {exc})", where=str(path)) from exc
-    raise MERDataError(f"unsupported sheet format {suffix!r}; expected .xlsx or .csv", where=str(path))
+    raise MERDataError(f"unsupported sheet format {suffix!r}; expected .xlsx, .xls or .csv", where=str(path))
 
 
 def sheet_key(name: str) -> str:
@@ -194,6 +239,7 @@ class Event:
     action_units: str
     emotion: str
     where: str
+    extras: dict[str, str] = field(default_factory=dict)  # the dataset's own fields (EVENT_EXTRAS)
 
     def as_feature(self, first_frame: int) -> dict[str, Any]:
         onset = self.onset if self.onset > 0 else first_frame
@@ -205,6 +251,7 @@ class Event:
             "type": self.type,
             "action_units": self.action_units,
             "emotion": self.emotion,
+            **self.extras,
         }
 
 
@@ -262,6 +309,7 @@ def make_event(
     where: str,
     quirks: QuirkCounts,
     duration_cell: Any = None,
+    extras: dict[str, str] | None = None,
 ) -> Event:
     """An event from its sheet cells, every quirk resolved or a one-line error naming `where`."""
     onset_raw = frame_value(onset_cell, "onset", where)
@@ -294,7 +342,7 @@ def make_event(
     if apex != NOT_ANNOTATED and (apex > offset or (onset > 0 and apex < onset)):  # onset 0: checked at the video
         quirks.apex_outside.append(f"{where} (onset {onset}, apex {apex}, offset {offset})")
         apex = NOT_ANNOTATED
-    return Event(onset, apex, offset, kind, action_units, emotion, where)
+    return Event(onset, apex, offset, kind, action_units, emotion, where, dict(extras or {}))
 
 
 @dataclass
@@ -364,7 +412,7 @@ def make_long_example(spec: LongVideoSpec, gaps: FrameGaps | None = None) -> dic
         for e in events:  # frames present within [onset, offset] by bisection: never enumerates the range
             inside = bisect.bisect_right(numbers, e["offset"]) - bisect.bisect_left(numbers, e["onset"])
             gaps.inside_events += (e["offset"] - e["onset"] + 1) - inside
-        gaps.examples.append(f"{spec.folder.name}: {missing} of {first}..{last}")
+        gaps.examples.append(f"{spec.video_id}: {missing} of {first}..{last}")  # folder names repeat (color/)
     return {
         "dataset": spec.dataset,
         "subject": spec.subject,
@@ -465,6 +513,7 @@ class LongVideoBuilder(MERBuilder):
     DEFAULT_CLASS_SET = "all"
     CLASS_SET_LABELS: ClassVar[dict[str, list[str]]] = {}
     SOURCE: ClassVar[type[LongVideoSource]]
+    EVENT_EXTRAS: ClassVar[tuple[str, ...]] = ()  # event fields of this dataset beyond CONTRACTS §4 (strings)
 
     def _validate_options(self) -> None:
         if self.config.on_error not in ("raise", "skip"):
@@ -504,7 +553,7 @@ class LongVideoBuilder(MERBuilder):
         self._validate_options()
         return datasets.DatasetInfo(
             description=self.DESCRIPTION,
-            features=long_features(),
+            features=long_features(self.EVENT_EXTRAS),
             citation=self.CITATION,
             homepage=self.HOMEPAGE,
             license=self.LICENSE,

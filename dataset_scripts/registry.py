@@ -282,6 +282,28 @@ register_dataset(DatasetSpec(
     homepage="http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php",
 ))
 register_dataset(DatasetSpec(
+    name="casme3_a",
+    builder="dataset_scripts.casme3_a:CASME3A",
+    kind="long",
+    title="CAS(ME)^3 Part A long videos (Institute of Psychology, Chinese Academy of Sciences)",
+    class_sets=("all",),
+    license_name="casme3-research-agreement",
+    license_text=f"CAS(ME)^3 licence agreement (Institute of Psychology, CAS): {_NO_REDISTRIBUTION}",
+    citation=(
+        "@article{li2023casme3, title={CAS(ME)$^3$: A Third Generation Facial Spontaneous Micro-Expression "
+        "Database with Depth Information and High Ecological Validity}, author={Li, Jingting and Dong, Zizhao "
+        "and Lu, Shaoyuan and Wang, Su-Jing and Yan, Wen-Jing and Ma, Yinhuan and Liu, Ye and Huang, Changbing "
+        "and Fu, Xiaolan}, journal={IEEE Transactions on Pattern Analysis and Machine Intelligence}, "
+        "volume={45}, number={3}, pages={2782--2800}, year={2023}}"
+    ),
+    card_text=(
+        "CAS(ME)^3 Part A (Li et al., 2023): long RGB recordings at 30 fps (the depth maps are not read) with "
+        "annotated macro- and micro-expressions (onset, apex, offset, action units, objective class, emotion), "
+        "read from the user's licensed copy for spotting."
+    ),
+    homepage="http://casme.psych.ac.cn/casme/e4",
+))
+register_dataset(DatasetSpec(
     name="long_composite",
     builder="dataset_scripts.long_composite:LongComposite",
     kind="long",

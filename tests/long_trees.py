@@ -229,3 +229,101 @@ def write_samm_lv_tree(
         numbers = [n for n in _needed(events, frames) if n < 10**6]
         _write_frames(root / "SAMM_longvideos" / video, [f"{video}_{n:04d}.jpg" for n in numbers], data)
     return root
+
+
+# -- CAS(ME)^3 Part A ------------------------------------------------------------------------------
+# No real CAS(ME)^3 annotation rows are available to this project: these rows are MADE UP, in the format
+# documented in tests/data/metadata/README.md ("Long videos": header Subject, Filename, Onset, Apex, Offset,
+# AU, Objective class, emotion, Expression type; frames part_A/data/part_A/spNO.1/a/color/<n>.jpg, unpadded
+# numbers that may start above 1 and have gaps, depth/<n>.png beside color/). They test the reader, not
+# the dataset's figures.
+CASME3_A_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion", "Expression type"]
+CASME3_A_ROWS: list[list[Any]] = [
+    ["spNO.1", "a", 130, 136, 142, "4+7", 1, "disgust", "Micro-expression"],
+    ["spNO.1", "a", 200, 215, 245, "6+12", 2, "happy", "Macro-expression"],
+    ["spNO.1", "b", 140, 146, 152, "1+2", 3, "surprise", "Micro-expression"],
+    ["spNO.2", "a", 160, 166, 171, "4", 4, "anger", "Micro-expression"],
+    ["spNO.2", "a", 112, 125, 150, "12", 2, "happy", "Macro-expression"],
+    ["spNO.3", "c", 150, 158, 163, "L12", 5, "others", "Micro-expression"],
+]
+CASME3_A_FIRST = 101  # the first frame number of every generated video (numbers start above 1)
+CASME3_A_GAPS = (120, 121, 122, 210)  # frame numbers missing from every video (210 lies inside a macro event)
+
+
+def casme3_a_videos(rows: list[list[Any]]) -> dict[tuple[str, str], list[tuple[int, int, int]]]:
+    """(subject folder, video folder) -> events (onset, apex, offset) of rows whose cells are well formed."""
+    out: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for row in rows:
+        try:
+            number = int(str(row[0]).lower().replace("spno.", "").replace("spno", ""))
+            event = (int(row[2]), int(row[3]), int(row[4]))
+        except (TypeError, ValueError):
+            continue
+        out.setdefault((f"spNO.{number}", str(row[1])), []).append(event)
+    return out
+
+
+def write_casme3_a_tree(
+    root: Path,
+    *,
+    rows: list[list[Any]] | None = None,
+    header: list[str] | None = None,
+    sheet_format: str = "xls",
+    title_rows: int = 0,
+    videos: set[tuple[str, str]] | None = None,
+    first: int = CASME3_A_FIRST,
+    gaps: tuple[int, ...] = CASME3_A_GAPS,
+    last: dict[tuple[str, str], int] | None = None,
+    depth: bool = True,
+) -> Path:
+    """A CAS(ME)^3 Part A copy below `root`: `part_A/data/part_A/spNO.1/a/color/<n>.jpg` (numbers `first` ..
+    TAIL after the video's last event, without `gaps`), `depth/<n>.png` beside it, and the sheet
+    `part_A/CAS(ME)3_part_A_v2.xls` written with xlwt (sheet_format "xlsx": openpyxl; "csv"; "xlsx_named_xls":
+    an .xlsx workbook saved under the .xls name), `title_rows` blank-titled rows above the column row.
+    `videos`: the (subject folder, video folder) pairs to write frames for (None: every video of the rows);
+    `last`: a video's last frame number where it is not TAIL frames after its last event."""
+    rows = CASME3_A_ROWS if rows is None else rows
+    header = CASME3_A_HEADER if header is None else header
+    grid = [*([f"CAS(ME)^3 part A, title row {k + 1}"] for k in range(title_rows)), header, *rows]
+    sheets = root / "part_A"
+    sheets.mkdir(parents=True, exist_ok=True)
+    name = "CAS(ME)3_part_A_v2"
+    if sheet_format == "xls":
+        import xlwt
+
+        book = xlwt.Workbook()
+        sheet = book.add_sheet("Sheet1")
+        for r, row in enumerate(grid):
+            for c, value in enumerate(row):
+                if value is not None:
+                    sheet.write(r, c, value)
+        book.save(str(sheets / f"{name}.xls"))
+    elif sheet_format in ("xlsx", "xlsx_named_xls"):
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        for row in grid:
+            book.active.append(row)
+        book.save(sheets / f"{name}.{'xlsx' if sheet_format == 'xlsx' else 'xls'}")
+    elif sheet_format == "csv":
+        with open(sheets / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(grid)
+    else:
+        raise ValueError(f"sheet_format {sheet_format!r}")
+    color, png = tiny_jpeg(100), _tiny_png()
+    for (subject, video), events in casme3_a_videos(rows).items():
+        if videos is not None and (subject, video) not in videos:
+            continue
+        end = (last or {}).get((subject, video), max(max(e) for e in events) + TAIL)
+        numbers = [n for n in range(first, end + 1) if n not in gaps]
+        folder = sheets / "data" / "part_A" / subject / video
+        _write_frames(folder / "color", [f"{n}.jpg" for n in numbers], color)
+        if depth:
+            _write_frames(folder / "depth", [f"{n}.png" for n in numbers], png)
+    return root
+
+
+def _tiny_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 7, np.uint16)).save(buffer, format="PNG")
+    return buffer.getvalue()
