@@ -32,7 +32,7 @@ anchors t +/- k that move with t, so it reads the expression at 2 frames per sco
 peak moves away from the apex when the rise and the fall differ (error correlated 0.49 with fall - rise on
 the realistic set). Measured fold-honestly on 110 clips of the realistic synthetic set (0.3-3 px
 expressions under larger head motion, bench/unannotated.py): mean |found - annotated apex| 6.2 frames ->
-3.7, clips 9+ frames off 21 -> 10, accuracy without annotations 0.818 -> 0.89-0.90 (annotated 0.900).
+3.7, clips 9+ frames off 21 -> 10, accuracy without annotations 0.818 -> 0.891 (annotated 0.900).
 
 Onset and offset, when not given, come from flow from the found apex to every frame (head motion
 removed): the expression's displacement relative to the apex rises as one moves away from the apex and
