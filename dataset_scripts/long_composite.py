@@ -1,11 +1,16 @@
-"""CAS(ME)^2 and SAMM Long Videos together (spotting over both, `--dataset long_composite`).
+"""CAS(ME)^2, SAMM Long Videos and CAS(ME)^3 Part A together (spotting over them, `--dataset long_composite`).
 
-`data_dir` is a mapping {"casme_sq": ..., "samm_lv": ...} (train.py: `--data_dir casme_sq=DIR samm_lv=DIR`);
-either part alone works too. Every video keeps its own dataset, subject, video id, fps and frame numbering
-(CAS(ME)^2 at 30 fps, SAMM-LV at 200 fps: the spotting processor brings both to its 30 Hz feature rate and
-keeps each video's own frame numbers); subjects are keyed by (dataset, subject) by the protocols, so that two
-datasets' subject "1"s never merge. Each part is read exactly as on its own, with the same quirks handled and
-the same bad-input rules (one line naming file and row; `on_error="skip"`).
+`data_dir` is a mapping {"casme_sq": ..., "samm_lv": ..., "casme3_a": ...} (train.py: `--data_dir casme_sq=DIR
+samm_lv=DIR casme3_a=DIR`); any subset of the three parts works, one part alone too. Every video keeps its own
+dataset, subject, video id, fps and frame numbering (CAS(ME)^2 and CAS(ME)^3 at 30 fps, CAS(ME)^3's numbers
+starting above 1 with gaps; SAMM-LV at 200 fps: the spotting processor brings each to its 30 Hz feature rate
+and keeps each video's own frame numbers); subjects are keyed by (dataset, subject) by the protocols, so that
+two datasets' subjects never merge (CAS(ME)^3's spNO.1 stays apart from every other dataset's). Each part is
+read exactly as on its own, with the same quirks handled and the same bad-input rules (one line naming file
+and row; `on_error="skip"`).
+
+One schema whatever subset is given: every event carries the extra fields of every part (`EVENT_EXTRAS`:
+CAS(ME)^3's `objective_class`), "" where a part has no such column (CAS(ME)^2, SAMM-LV).
 """
 
 from __future__ import annotations
@@ -17,22 +22,34 @@ from typing import Any, ClassVar
 from ._builder import BuildPlan
 from ._long import LongVideoBuilder, LongVideoSource
 from ._records import BadClip
-from .casme_sq import CASMESqSource
+from .casme3_a import CASME3A, CASME3ASource
+from .casme_sq import CASMESq, CASMESqSource
 from .registry import DATASETS
-from .samm_lv import SAMMLVSource
+from .samm_lv import SAMMLV, SAMMLVSource
 
-PARTS: dict[str, type[LongVideoSource]] = {"casme_sq": CASMESqSource, "samm_lv": SAMMLVSource}
-NEEDS_MAPPING = "long_composite needs data_dir={'casme_sq': ..., 'samm_lv': ...} (a mapping; either part alone works)"
+PARTS: dict[str, type[LongVideoSource]] = {
+    "casme_sq": CASMESqSource, "samm_lv": SAMMLVSource, "casme3_a": CASME3ASource,
+}
+NEEDS_MAPPING = ("long_composite needs data_dir={'casme_sq': ..., 'samm_lv': ..., 'casme3_a': ...} "
+                 "(a mapping; any of the parts, one alone too)")
+# The event fields beyond CONTRACTS §4 that any part has (only CAS(ME)^3 Part A's objective_class). The
+# composite's schema always carries all of them, whichever parts `data_dir` names: one dataset name, one
+# schema (a cache, a feature store or a model card never sees two shapes of "long_composite", and runs on
+# different subsets concatenate); a part without the field gets "" as a part's sheet without the column does.
+EVENT_EXTRAS: tuple[str, ...] = tuple(dict.fromkeys(f for b in (CASMESq, SAMMLV, CASME3A) for f in b.EVENT_EXTRAS))
+# No paper defines this set: its citation is every part's (the registry entry keeps "", the cards cite the parts).
+PART_CITATIONS = "\n\n".join(DATASETS[name].citation for name in PARTS if DATASETS[name].citation)
 
 
 class LongComposite(LongVideoBuilder):
     """The long-video datasets together: one example per video of each part given in `data_dir`."""
 
     DESCRIPTION = DATASETS["long_composite"].card_text  # the registry owns the texts
-    CITATION = DATASETS["long_composite"].citation
+    CITATION = PART_CITATIONS
     HOMEPAGE = ""
     LICENSE = DATASETS["long_composite"].license_text
     PARTS: ClassVar[dict[str, type[LongVideoSource]]] = PARTS
+    EVENT_EXTRAS = EVENT_EXTRAS
 
     def __init__(self, *args: Any, data_dir: Any = None, **kwargs: Any):
         if isinstance(data_dir, Mapping):
@@ -72,6 +89,8 @@ class LongComposite(LongVideoBuilder):
                     if isinstance(entry, BadClip):
                         plan.bad.append(entry)
                     else:
+                        for event in entry.events:  # one schema for every part (EVENT_EXTRAS above)
+                            event.extras = {**dict.fromkeys(EVENT_EXTRAS, ""), **event.extras}
                         plan.clips.append((entry, ""))
                 root, release = source.frame_root()
                 plan.notes.append(f"{name}: frames from the {release} release ({root}).")
@@ -83,4 +102,4 @@ class LongComposite(LongVideoBuilder):
         return self._mer_plan
 
 
-__all__ = ["LongComposite", "PARTS"]
+__all__ = ["EVENT_EXTRAS", "LongComposite", "PARTS"]

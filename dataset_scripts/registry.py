@@ -307,17 +307,20 @@ register_dataset(DatasetSpec(
     name="long_composite",
     builder="dataset_scripts.long_composite:LongComposite",
     kind="long",
-    title="CAS(ME)^2 and SAMM Long Videos together (spotting; subjects keyed by dataset)",
+    title="CAS(ME)^2, SAMM Long Videos and CAS(ME)^3 Part A together (spotting; subjects keyed by dataset)",
     class_sets=("all",),
     license_name="long-videos-parts-research-agreements",
-    license_text=f"Each part keeps its own licence (CAS(ME)^2, SAMM Long Videos): {_NO_REDISTRIBUTION}",
-    citation="",
-    card_text=(
-        "CAS(ME)^2 and SAMM Long Videos together for spotting: each video keeps its dataset, subject, fps and "
-        "frame numbering; leave-one-subject-out over the subjects of both, figures per dataset and pooled; read "
-        "from the user's licensed copies."
+    license_text=(
+        f"Each part keeps its own licence (CAS(ME)^2, SAMM Long Videos, CAS(ME)^3): {_NO_REDISTRIBUTION}"
     ),
-    parts=("casme_sq", "samm_lv"),
+    citation="",  # no paper defines the set: the cards cite its parts (CAS(ME)^2, SAMM-LV, CAS(ME)^3)
+    card_text=(
+        "CAS(ME)^2, SAMM Long Videos and CAS(ME)^3 Part A (any of them) together for spotting: each video "
+        "keeps its dataset, subject, fps and frame numbering, every event the same fields (objective_class "
+        "\"\" outside CAS(ME)^3); leave-one-subject-out over the subjects of all the parts given, keyed by "
+        "dataset, figures per dataset and pooled; read from the user's licensed copies."
+    ),
+    parts=("casme_sq", "samm_lv", "casme3_a"),
 ))
 register_dataset(DatasetSpec(
     name="synthetic_long",

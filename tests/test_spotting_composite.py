@@ -1,22 +1,26 @@
-"""Spotting over CAS(ME)^2 and SAMM Long Videos together (`--dataset long_composite`): official-layout trees
-with small frames, subjects keyed by (dataset, subject), each video in its own frame numbering (SAMM-LV's
-200 fps brought to the 30 Hz feature rate), metrics per dataset and pooled."""
+"""Spotting over CAS(ME)^2, SAMM Long Videos and CAS(ME)^3 Part A together (`--dataset long_composite`):
+official-layout trees with small frames, subjects keyed by (dataset, subject), each video in its own frame
+numbering (SAMM-LV's 200 fps brought to the 30 Hz feature rate), one event schema whatever parts are given,
+metrics per dataset and pooled."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from long_trees import write_casme_sq_tree, write_samm_lv_tree
+from long_trees import CASME3_A_ROWS, write_casme3_a_tree, write_casme_sq_tree, write_samm_lv_tree
 from PIL import Image
 
 import train
 from dataset_scripts import load_mer_dataset
 from dataset_scripts._records import MERDataError
+from modeling_mer.training import protocols, spotting
 
 # Two CAS(ME)^2 participants (folders s15, s16) and two SAMM-LV subjects, one short video each, frame numbers
 # as the sheets write them (CAS(ME)^2 from 1 at 30 fps, SAMM-LV from 1 at 200 fps).
@@ -92,6 +96,54 @@ def test_load_both_datasets_with_their_own_subjects_fps_and_numbering(trees, tmp
     write_samm_lv_tree(bad, rows=[SAMM_ROWS[0], ["006", "006_1_2", 1, "x", 230, 260, 61, "Micro - 1/2", "4", None]])
     with pytest.raises(MERDataError, match="SAMM_LongVideos_V3_Release.xlsx"):
         load_mer_dataset("long_composite", data_dir={"casme_sq": casme, "samm_lv": bad}, cache_dir=str(tmp_path / "c3"))
+
+
+EVENT_FIELDS = {"onset", "apex", "offset", "type", "action_units", "emotion", "objective_class"}
+
+
+def _events(ds) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in ds:
+        out.setdefault(row["dataset"], []).extend(row["events"])
+    return out
+
+
+def test_three_parts_in_one_schema_with_subjects_keyed_by_dataset(trees, tmp_path):
+    casme, samm = trees
+    casme3 = write_casme3_a_tree(tmp_path / "casme3_a", depth=False)
+    ds = load_mer_dataset("long_composite", data_dir={"casme_sq": casme, "samm_lv": samm, "casme3_a": casme3},
+                          cache_dir=str(tmp_path / "all"))
+    assert Counter(ds["dataset"]) == {"casme_sq": 2, "samm_lv": 2, "casme3_a": 4}
+    events = _events(ds)
+    assert {name: len(e) for name, e in events.items()} == {"casme_sq": 4, "samm_lv": 4, "casme3_a": len(CASME3_A_ROWS)}
+    # one event schema for every part: CAS(ME)^3's objective_class, "" where the part has no such column
+    assert set(ds.features["events"].feature) == EVENT_FIELDS
+    assert all(set(e) == EVENT_FIELDS for part in events.values() for e in part)
+    assert {e["objective_class"] for part in ("casme_sq", "samm_lv") for e in events[part]} == {""}
+    assert sorted(e["objective_class"] for e in events["casme3_a"]) == sorted(str(r[6]) for r in CASME3_A_ROWS)
+    casme3_video = next(r for r in ds if r["video_id"] == "spNO.1_a")
+    assert casme3_video["fps"] == 30.0 and casme3_video["frame_numbers"][0] == 101  # its own numbering, gaps kept
+    assert 120 not in casme3_video["frame_numbers"]
+    # subjects keyed by (dataset, subject), by the clip protocols and by the spotting runner alike
+    keys = {"casme_sq/s15", "casme_sq/s16", "samm_lv/006", "samm_lv/007", "casme3_a/spNO.1", "casme3_a/spNO.2",
+            "casme3_a/spNO.3"}
+    assert set(protocols.subject_keys(ds["subject"], ds["dataset"])) == keys
+    videos = [SimpleNamespace(dataset=d, subject=s) for d, s in zip(ds["dataset"], ds["subject"])]
+    assert set(spotting.subject_keys(videos)) == keys
+    notes = ds.info.description
+    assert "casme3_a: frames from each video's color/ folder" in notes and "absent from data_dir" not in notes
+    assert ds.info.citation.count("@") == 3 and "CAS(ME)$^3$" in ds.info.citation
+
+    # a subset (CAS(ME)^3 with SAMM-LV): the same schema, the absent part named in the notes
+    subset = load_mer_dataset("long_composite", data_dir={"casme3_a": casme3, "samm_lv": samm},
+                              cache_dir=str(tmp_path / "subset"))
+    assert Counter(subset["dataset"]) == {"samm_lv": 2, "casme3_a": 4}
+    assert subset.features == ds.features
+    assert _events(subset) == {"samm_lv": events["samm_lv"], "casme3_a": events["casme3_a"]}
+    assert "Datasets absent from data_dir: casme_sq." in subset.info.description
+    # without CAS(ME)^3 at all the schema still carries objective_class (one schema for the name)
+    casme_only = load_mer_dataset("long_composite", data_dir={"casme_sq": casme}, cache_dir=str(tmp_path / "c"))
+    assert casme_only.features == ds.features and _events(casme_only) == {"casme_sq": events["casme_sq"]}
 
 
 def test_the_parser_takes_the_parts_folders_and_the_composite_protocol(trees):

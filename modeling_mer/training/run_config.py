@@ -283,7 +283,8 @@ def _data_options(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
                       help="what is learned: " + ", ".join(TASKS) + " (modeling_mer.training.tasks.TASKS)")
     data.add_argument("--dataset", choices=_dataset_choices(), default=d["dataset"])
     data.add_argument("--data_dir", nargs="+", default=None,
-                      help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR")
+                      help="the dataset's folder; for the composite: casme2=DIR samm=DIR smic=DIR; "
+                           "for long_composite any of casme_sq=DIR samm_lv=DIR casme3_a=DIR")
     data.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None, help="; ".join(
         f"{proto.name}: {proto.describe(('A',), ('B',))}"
         f"{'' if not proto.default else ' (the default for --dataset composite)' if proto.several_datasets else ' (the default)'}"
