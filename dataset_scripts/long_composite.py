@@ -37,15 +37,13 @@ NEEDS_MAPPING = ("long_composite needs data_dir={'casme_sq': ..., 'samm_lv': ...
 # schema (a cache, a feature store or a model card never sees two shapes of "long_composite", and runs on
 # different subsets concatenate); a part without the field gets "" as a part's sheet without the column does.
 EVENT_EXTRAS: tuple[str, ...] = tuple(dict.fromkeys(f for b in (CASMESq, SAMMLV, CASME3A) for f in b.EVENT_EXTRAS))
-# No paper defines this set: its citation is every part's (the registry entry keeps "", the cards cite the parts).
-PART_CITATIONS = "\n\n".join(DATASETS[name].citation for name in PARTS if DATASETS[name].citation)
 
 
 class LongComposite(LongVideoBuilder):
     """The long-video datasets together: one example per video of each part given in `data_dir`."""
 
     DESCRIPTION = DATASETS["long_composite"].card_text  # the registry owns the texts
-    CITATION = PART_CITATIONS
+    CITATION = DATASETS["long_composite"].citation  # "": no paper defines the set; the cards cite its parts
     HOMEPAGE = ""
     LICENSE = DATASETS["long_composite"].license_text
     PARTS: ClassVar[dict[str, type[LongVideoSource]]] = PARTS

@@ -20,6 +20,8 @@ from PIL import Image
 import train
 from dataset_scripts import load_mer_dataset
 from dataset_scripts._records import MERDataError
+from dataset_scripts.registry import DATASETS
+from modeling_mer.evaluation import card_mer
 from modeling_mer.training import protocols, spotting
 
 # Two CAS(ME)^2 participants (folders s15, s16) and two SAMM-LV subjects, one short video each, frame numbers
@@ -132,7 +134,8 @@ def test_three_parts_in_one_schema_with_subjects_keyed_by_dataset(trees, tmp_pat
     assert set(spotting.subject_keys(videos)) == keys
     notes = ds.info.description
     assert "casme3_a: frames from each video's color/ folder" in notes and "absent from data_dir" not in notes
-    assert ds.info.citation.count("@") == 3 and "CAS(ME)$^3$" in ds.info.citation
+    cited = card_mer.citations(["long_composite"])[1:]  # after SLSTT's: the parts', from their registry entries
+    assert cited == [DATASETS[name].citation for name in ("casme_sq", "samm_lv", "casme3_a")]
 
     # a subset (CAS(ME)^3 with SAMM-LV): the same schema, the absent part named in the notes
     subset = load_mer_dataset("long_composite", data_dir={"casme3_a": casme3, "samm_lv": samm},
