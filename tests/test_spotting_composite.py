@@ -149,11 +149,16 @@ def test_three_parts_in_one_schema_with_subjects_keyed_by_dataset(trees, tmp_pat
     assert casme_only.features == ds.features and _events(casme_only) == {"casme_sq": events["casme_sq"]}
 
 
-def test_the_parser_takes_the_parts_folders_and_the_composite_protocol(trees):
+def test_the_parser_takes_the_parts_folders_and_the_composite_protocol(trees, capsys):
     casme, samm = trees
     run = train.parse_args(["--task", "spot", "--dataset", "long_composite", "--data_dir", f"casme_sq={casme}",
-                            f"samm_lv={samm}"])
-    assert run.data_dir == {"casme_sq": str(casme), "samm_lv": str(samm)} and run.protocol == "composite"
+                            f"samm_lv={samm}", "casme3_a=/c3"])
+    assert run.data_dir == {"casme_sq": str(casme), "samm_lv": str(samm), "casme3_a": "/c3"}
+    assert run.protocol == "composite"
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "spot", "--dataset", "long_composite", "--data_dir", str(casme)])
+    assert ("--data_dir: long_composite takes NAME=DIR for the parts you have, any of casme_sq=DIR samm_lv=DIR "
+            "casme3_a=DIR") in capsys.readouterr().err
 
 
 def candidates_folds(out: Path) -> list[str]:

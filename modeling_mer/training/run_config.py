@@ -521,7 +521,8 @@ def _check_data_dir(run: RunConfig) -> None:
         if isinstance(run.data_dir, dict):
             return
         if not run.data_dir or any("=" not in d for d in run.data_dir):
-            raise ValueError(f"--data_dir: the {run.dataset} needs {' '.join(f'{part}=DIR' for part in spec.parts)}")
+            raise ValueError(f"--data_dir: {run.dataset} takes NAME=DIR for the parts you have, any of "
+                             f"{' '.join(f'{part}=DIR' for part in spec.parts)}")
         run.data_dir = dict(d.split("=", 1) for d in run.data_dir)
     elif not isinstance(run.data_dir, str):
         if not run.data_dir or len(run.data_dir) != 1:
