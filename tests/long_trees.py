@@ -52,6 +52,22 @@ def _num(text: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+def build(cls, data_dir: Path, cache: Path, **options):
+    """The `train` split of long-video builder `cls` on `data_dir`; the MERDataError the generator raised
+    comes out as itself (datasets wraps it)."""
+    from dataset_scripts._records import MERDataError
+
+    builder = cls(data_dir=str(data_dir), cache_dir=str(cache), **options)
+    try:
+        builder.download_and_prepare()
+    except Exception as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, MERDataError) else None
+        if cause is not None:
+            raise cause from None
+        raise
+    return builder.as_dataset(split="train")
+
+
 def casme_sq_rows() -> list[list[Any]]:
     """The code sheet's rows: participant, video, onset, apex, offset, AUs, emotion, type, self report."""
     rows = []

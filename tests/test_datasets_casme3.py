@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from long_trees import CASME3_A_FIRST, CASME3_A_HEADER, CASME3_A_ROWS, write_casme3_a_tree
+from long_trees import build as build_long
 
 import train
 from dataset_scripts import load_mer_dataset
@@ -25,15 +26,7 @@ SHEET = "CAS(ME)3_part_A_v2.xls"
 
 
 def build(data_dir: Path, cache: Path, **options):
-    builder = CASME3A(data_dir=str(data_dir), cache_dir=str(cache), **options)
-    try:
-        builder.download_and_prepare()
-    except Exception as exc:  # datasets wraps what the generator raised
-        cause = exc.__cause__ if isinstance(exc.__cause__, MERDataError) else None
-        if cause is not None:
-            raise cause from None
-        raise
-    return builder.as_dataset(split="train")
+    return build_long(CASME3A, data_dir, cache, **options)
 
 
 def by_video(ds) -> dict[str, dict]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from long_trees import (
+    build,
     casme_sq_rows,
     casme_sq_rule1,
     samm_lv_rows,
@@ -23,18 +24,6 @@ from dataset_scripts._skips import skipped_clips
 from dataset_scripts.casme_sq import CASMESq
 from dataset_scripts.registry import DATASETS
 from dataset_scripts.samm_lv import SAMMLV
-
-
-def build(cls, data_dir: Path, cache: Path, **options):
-    builder = cls(data_dir=str(data_dir), cache_dir=str(cache), **options)
-    try:
-        builder.download_and_prepare()
-    except Exception as exc:  # datasets wraps what the generator raised
-        cause = exc.__cause__ if isinstance(exc.__cause__, MERDataError) else None
-        if cause is not None:
-            raise cause from None
-        raise
-    return builder.as_dataset(split="train")
 
 
 def events_of(ds) -> list[dict]:
