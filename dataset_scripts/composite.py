@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
-from collections.abc import Mapping
 from importlib import resources
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ._builder import BuildPlan, MERBuilder
+from ._parts import PartsMixin
 from ._records import BadClip, ClipSpec, MERDataError
 from ._sources import ClipSource, SheetSource
 from .casme2 import CASME2Source
@@ -59,8 +58,11 @@ def read_official_list() -> list[OfficialRow]:
     return rows
 
 
-class MEGC2019Composite(MERBuilder):
+class MEGC2019Composite(PartsMixin, MERBuilder):
     """The composite; class set 3class only."""
+
+    PART_SOURCES = SOURCES
+    PART_LABEL, PART_TITLE, NEEDS_MAPPING = "composite", "the composite", NEEDS_MAPPING
 
     DEFAULT_CLASS_SET = "3class"
     OFFERS_ALL = False
@@ -69,34 +71,14 @@ class MEGC2019Composite(MERBuilder):
     CITATION = DATASETS["composite"].citation
     LICENSE = DATASETS["composite"].license_text
 
-    def __init__(self, *args: Any, data_dir: Any = None, **kwargs: Any):
-        if isinstance(data_dir, Mapping):
-            kwargs["data_dirs"] = {str(k): os.path.normpath(os.fspath(v)) for k, v in data_dir.items()}
-            data_dir = None
-        if data_dir is not None:
-            raise ValueError(f"{NEEDS_MAPPING}, got {data_dir!r}")
-        super().__init__(*args, **kwargs)
-
     def _validate_options(self) -> None:
         if self.class_set != "3class":
             raise ValueError(f"the MEGC2019 composite is defined for class set 3class only, got {self.class_set!r}")
         super()._validate_options()
-        dirs = self.config.data_dirs
-        if not dirs:
-            raise ValueError(NEEDS_MAPPING)
-        unknown = sorted(set(dirs) - set(SOURCES))
-        if unknown:
-            raise ValueError(f"unknown composite part(s) {unknown} in data_dir; expected {sorted(SOURCES)}")
-        sheets = self.config.sheet
-        if sheets is not None and not (isinstance(sheets, Mapping) and set(sheets) <= set(dirs)):
-            raise ValueError("for the composite, sheet must map a dataset name in data_dir to its sheet path")
+        self._check_parts()
 
     def sources(self) -> dict[str, ClipSource]:
-        sheets = self.config.sheet or {}
-        return {
-            name: SOURCES[name](path, release=self.config.release, sheet=sheets.get(name))
-            for name, path in sorted(self.config.data_dirs.items())
-        }
+        return self._part_sources()
 
     def plan(self) -> BuildPlan:
         if getattr(self, "_mer_plan", None) is not None:

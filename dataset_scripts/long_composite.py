@@ -15,12 +15,11 @@ CAS(ME)^3's `objective_class`), "" where a part has no such column (CAS(ME)^2, S
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ._builder import BuildPlan
 from ._long import LongVideoBuilder, LongVideoSource
+from ._parts import PartsMixin
 from ._records import BadClip
 from .casme3_a import CASME3A, CASME3ASource
 from .casme_sq import CASMESq, CASMESqSource
@@ -39,7 +38,7 @@ NEEDS_MAPPING = ("long_composite needs data_dir={'casme_sq': ..., 'samm_lv': ...
 EVENT_EXTRAS: tuple[str, ...] = tuple(dict.fromkeys(f for b in (CASMESq, SAMMLV, CASME3A) for f in b.EVENT_EXTRAS))
 
 
-class LongComposite(LongVideoBuilder):
+class LongComposite(PartsMixin, LongVideoBuilder):
     """The long-video datasets together: one example per video of each part given in `data_dir`."""
 
     DESCRIPTION = DATASETS["long_composite"].card_text  # the registry owns the texts
@@ -47,36 +46,20 @@ class LongComposite(LongVideoBuilder):
     HOMEPAGE = ""
     LICENSE = DATASETS["long_composite"].license_text
     PARTS: ClassVar[dict[str, type[LongVideoSource]]] = PARTS
+    PART_SOURCES = PARTS
+    PART_LABEL, PART_TITLE, NEEDS_MAPPING = "long_composite", "long_composite", NEEDS_MAPPING
     EVENT_EXTRAS = EVENT_EXTRAS
-
-    def __init__(self, *args: Any, data_dir: Any = None, **kwargs: Any):
-        if isinstance(data_dir, Mapping):
-            kwargs["data_dirs"] = {str(k): os.path.normpath(os.fspath(v)) for k, v in data_dir.items()}
-            data_dir = None
-        if data_dir is not None:
-            raise ValueError(f"{NEEDS_MAPPING}, got {data_dir!r}")
-        super().__init__(*args, **kwargs)
 
     def _validate_options(self) -> None:
         if self.config.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be one of ('raise', 'skip'), got {self.config.on_error!r}")
         if self.class_set != "all":
             raise ValueError(f"{self.name}: a long-video set has one class set, 'all' (got {self.class_set!r})")
-        dirs = self.config.data_dirs
-        if not dirs:
-            raise ValueError(NEEDS_MAPPING)
-        unknown = sorted(set(dirs) - set(PARTS))
-        if unknown:
-            raise ValueError(f"unknown long_composite part(s) {unknown} in data_dir; expected {sorted(PARTS)}")
-        sheets = self.config.sheet
-        if sheets is not None and not (isinstance(sheets, Mapping) and set(sheets) <= set(dirs)):
-            raise ValueError("for long_composite, sheet must map a dataset name in data_dir to its sheet path")
+        self._check_parts()
 
     def sources(self) -> dict[str, LongVideoSource]:
         self._validate_options()
-        sheets = self.config.sheet or {}
-        return {name: PARTS[name](path, release=self.config.release, sheet=sheets.get(name))
-                for name, path in sorted(self.config.data_dirs.items())}
+        return self._part_sources()
 
     def plan(self) -> BuildPlan:
         if getattr(self, "_mer_plan", None) is None:
