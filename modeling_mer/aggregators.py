@@ -2,9 +2,11 @@
 
     (batch, frames, spatial_hidden) + frame mask -> AggregatorOutput(pooled (batch, clip_hidden), sequence, ...)
 
-`MERConfig.aggregation` names an entry of `AGGREGATORS`; the config's check, `MERModel` and every list of
-the names (`configuration_mer.AGGREGATIONS` is a live view of the registry's keys) read it. Adding an
-aggregator is one class and one registration line:
+`MERConfig.aggregation` names an entry of `AGGREGATORS`; `MERModel` builds it. The config checks the name
+without importing this module (torch): `configuration_mer.AGGREGATION_NAMES` holds the names, and
+`AGGREGATORS` keeps it in step (a name registered here is added there, one deleted here is removed there),
+so `configuration_mer.AGGREGATIONS` lists exactly the registered aggregators. Adding an aggregator is one
+class and one registration line:
 
     @register_aggregator
     class MaxAggregator(TemporalAggregator):
@@ -24,7 +26,8 @@ initialised by transformers' defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import UserDict
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -37,7 +40,9 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.vit.modeling_vit import eager_attention_forward
 
-if TYPE_CHECKING:  # the config imports this module for the registry; no import back at run time
+from .configuration_mer import AGGREGATION_NAMES, check_aggregation
+
+if TYPE_CHECKING:
     from .configuration_mer import MERConfig
 
 
@@ -84,7 +89,20 @@ class TemporalAggregator(nn.Module):
         raise NotImplementedError
 
 
-AGGREGATORS: dict[str, type[TemporalAggregator]] = {}
+class _AggregatorRegistry(UserDict):
+    """name -> aggregator class; every name set or deleted here is set or deleted in the config's
+    `AGGREGATION_NAMES` too (UserDict routes update, pop and clear through these two)."""
+
+    def __setitem__(self, name: str, cls: type[TemporalAggregator]) -> None:
+        super().__setitem__(name, cls)
+        AGGREGATION_NAMES[name] = None
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        AGGREGATION_NAMES.pop(name, None)
+
+
+AGGREGATORS: MutableMapping[str, type[TemporalAggregator]] = _AggregatorRegistry()
 
 
 def register_aggregator(cls: type[TemporalAggregator]) -> type[TemporalAggregator]:
@@ -101,11 +119,8 @@ def register_aggregator(cls: type[TemporalAggregator]) -> type[TemporalAggregato
 
 
 def get_aggregator(name: str) -> type[TemporalAggregator]:
-    """The registered class for `name`, or one line listing the registered names."""
-    try:
-        return AGGREGATORS[name]
-    except KeyError:
-        raise ValueError(f"aggregation must be one of {sorted(AGGREGATORS)}, got {name!r}") from None
+    """The registered class for `name`, or one line listing the registered names (the config's check)."""
+    return AGGREGATORS[check_aggregation(name)]
 
 
 # ------------------------------------------------------------------------------------------- transformer

@@ -11,11 +11,22 @@ from typing import Any
 
 from transformers import PreTrainedConfig, ViTConfig
 
-from .aggregators import AGGREGATORS, get_aggregator
+from .configuration_common import VisionTemporalConfigMixin
 
-# The registered temporal aggregators' names: a live view of the registry (`aggregators.register_aggregator`),
-# so an aggregator registered after this import is a valid `aggregation` too.
-AGGREGATIONS = AGGREGATORS.keys()
+# The temporal aggregators' names, in registration order: what `aggregation` may be. The config checks it
+# here, without importing the aggregators' module (torch): the three built in are listed, and
+# `aggregators.AGGREGATORS` (name -> class) keeps this in step with itself, so an aggregator registered with
+# `register_aggregator` after this import is valid too, and one removed from AGGREGATORS is not.
+AGGREGATION_NAMES: dict[str, None] = dict.fromkeys(("transformer", "lstm", "mean"))
+AGGREGATIONS = AGGREGATION_NAMES.keys()  # a live view
+
+
+def check_aggregation(name: Any) -> str:
+    """`name` if it is a registered aggregation, else one ValueError line listing the registered names."""
+    if not isinstance(name, str) or name not in AGGREGATION_NAMES:
+        raise ValueError(f"aggregation must be one of {sorted(AGGREGATION_NAMES)}, got {name!r}")
+    return name
+
 
 # Pipeline tasks that the installed package registered with transformers (`import modeling_mer` fills it).
 # A config loaded while they are registered does not point to its exported pipeline code for them, so
@@ -110,7 +121,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MERConfig(PreTrainedConfig):
+class MERConfig(VisionTemporalConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`MERModel`] and [`MERForVideoClassification`].
 
@@ -122,9 +133,10 @@ class MERConfig(PreTrainedConfig):
             Frames per clip the model is built for (the length of the temporal position embeddings).
         aggregation (`str`, defaults to `"transformer"`):
             How frame embeddings become a clip embedding: the name of a registered temporal aggregator
-            (`aggregators.AGGREGATORS`): `"transformer"` (a clip token attends over the frames, with learned
-            temporal position embeddings), `"lstm"` (SLSTT-LSTM: the last step of a multi-layer LSTM) or
-            `"mean"` (SLSTT-Mean: the average of the frames), or one added with `register_aggregator`.
+            (`AGGREGATIONS`; their classes: `aggregators.AGGREGATORS`): `"transformer"` (a clip token attends
+            over the frames, with learned temporal position embeddings), `"lstm"` (SLSTT-LSTM: the last step
+            of a multi-layer LSTM) or `"mean"` (SLSTT-Mean: the average of the frames), or one added with
+            `register_aggregator`.
         temporal_hidden_size, temporal_num_layers, temporal_num_attention_heads, temporal_intermediate_size:
             Width, depth, heads and MLP width of the temporal transformer. A width different from the
             spatial one inserts a linear projection. `temporal_hidden_size=None` means the spatial width.
@@ -173,7 +185,7 @@ class MERConfig(PreTrainedConfig):
                 self.custom_pipelines = kept
             else:
                 del self.custom_pipelines
-        get_aggregator(self.aggregation)  # one line listing the registered names when unknown
+        check_aggregation(self.aggregation)  # one line listing the registered names when unknown
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.image_size % self.patch_size:
@@ -183,18 +195,7 @@ class MERConfig(PreTrainedConfig):
                 f"{self.image_size - self.image_size % self.patch_size} or "
                 f"{self.image_size - self.image_size % self.patch_size + self.patch_size})"
             )
-        if self.temporal_hidden_size is None:
-            self.temporal_hidden_size = self.vision_config.hidden_size
-        if self.temporal_intermediate_size is None:
-            self.temporal_intermediate_size = 4 * self.temporal_hidden_size
-        if (
-            self.aggregation == "transformer"
-            and self.temporal_hidden_size % self.temporal_num_attention_heads
-        ):
-            raise ValueError(
-                f"temporal_hidden_size ({self.temporal_hidden_size}) must be divisible by "
-                f"temporal_num_attention_heads ({self.temporal_num_attention_heads})"
-            )
+        self._settle_temporal_widths(check_heads=self.aggregation == "transformer")
 
     @classmethod
     def _dict_from_json_file(cls, json_file: Any) -> dict[str, Any]:
@@ -204,17 +205,6 @@ class MERConfig(PreTrainedConfig):
         if not isinstance(config, dict):
             raise OSError(f"{json_file} holds a JSON {json_kind(config)}, not an object of config fields")
         return config
-
-    @property
-    def image_size(self) -> int:
-        size = self.vision_config.image_size
-        return size if isinstance(size, int) else size[0]
-
-    @property
-    def patch_size(self) -> int:
-        """The ViT's square patch side (ViTConfig allows a pair)."""
-        patch = self.vision_config.patch_size
-        return patch if isinstance(patch, int) else patch[0]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> MERConfig:
@@ -258,4 +248,12 @@ def check_processor_geometry(config: MERConfig, processor: Any) -> None:
         )
 
 
-__all__ = ["MERConfig", "PRESETS", "AGGREGATIONS", "LOCALLY_REGISTERED_PIPELINES", "check_processor_geometry"]
+__all__ = [
+    "AGGREGATIONS",
+    "AGGREGATION_NAMES",
+    "LOCALLY_REGISTERED_PIPELINES",
+    "MERConfig",
+    "PRESETS",
+    "check_aggregation",
+    "check_processor_geometry",
+]

@@ -14,6 +14,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig, ViTConfig
 
+from .configuration_common import VisionTemporalConfigMixin
+
 SPOT_LABELS = ("background", "micro", "macro")
 
 # Named presets (MERSpottingConfig keyword arguments; `vision_config` entries are ViTConfig kwargs).
@@ -37,7 +39,7 @@ SPOTTING_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MERSpottingConfig(PreTrainedConfig):
+class MERSpottingConfig(VisionTemporalConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`MERForExpressionSpotting`].
 
@@ -90,31 +92,13 @@ class MERSpottingConfig(PreTrainedConfig):
             raise ValueError(f"a spotting model's labels are {list(SPOT_LABELS)} in that order, got {labels}")
         if not isinstance(self.window, int) or self.window < 2:
             raise ValueError(f"window must be an integer >= 2 (frames), got {self.window!r}")
-        if self.temporal_hidden_size is None:
-            self.temporal_hidden_size = self.vision_config.hidden_size
-        if self.temporal_intermediate_size is None:
-            self.temporal_intermediate_size = 4 * self.temporal_hidden_size
-        if self.temporal_hidden_size % self.temporal_num_attention_heads:
-            raise ValueError(
-                f"temporal_hidden_size ({self.temporal_hidden_size}) must be divisible by "
-                f"temporal_num_attention_heads ({self.temporal_num_attention_heads})"
-            )
+        self._settle_temporal_widths()
         for name in ("micro_threshold", "macro_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
         for name in ("micro_half_width", "macro_half_width", "smoothing"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
-
-    @property
-    def image_size(self) -> int:
-        size = self.vision_config.image_size
-        return size if isinstance(size, int) else size[0]
-
-    @property
-    def patch_size(self) -> int:
-        patch = self.vision_config.patch_size
-        return patch if isinstance(patch, int) else patch[0]
 
     def postprocess_settings(self) -> dict[str, Any]:
         """The interval settings `MERSpottingProcessor.post_process` takes (thresholds, widths, smoothing)."""
