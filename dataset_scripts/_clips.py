@@ -70,7 +70,7 @@ def estimate_apex(frame_bytes: list[bytes], numbers: list[int], use_spotting: bo
     """Apex frame number for a clip without one: optical-flow spotting, or the midpoint when turned off."""
     if not use_spotting:
         return numbers[(len(numbers) - 1) // 2]
-    from modeling_mer.optical_flow import spot_apex  # lazily: it loads opencv
+    from modeling_mer.apex_spotting import spot_apex  # lazily: it loads opencv
 
     try:
         index = int(spot_apex([_decode_rgb(data) for data in frame_bytes]))

@@ -59,7 +59,7 @@ import numpy as np
 
 from .optical_flow import check_flow_method, flow_function, remove_head_motion, to_gray
 
-__all__ = ["ExpressionWindow", "find_expression", "motion_profile"]
+__all__ = ["ExpressionWindow", "find_expression", "motion_profile", "spot_apex"]
 
 SCORE_REGION = 0.6  # central fraction of the crop averaged by the score: the face, not the flow artefacts at its borders
 FIT_REGION = 0.5  # central fraction of the crop the head's rigid motion is fitted on: inside the face, no static background
@@ -242,3 +242,17 @@ def _boundaries(grays, apex, need_onset, need_offset, *, fn, head_motion, platea
         offset = apex + 1 + int(reached.min()) if after.max() > 0 else last
         offset = max(offset, apex + 1)
     return onset, offset
+
+
+def spot_apex(frames: Sequence[np.ndarray], method: str = "farneback", max_side: int | None = 128) -> int:
+    """Index into `frames` (the onset first, the offset last) of the apex of the expression between them.
+
+    Found by `find_expression`: how far the face departs from the straight path between the onset and
+    the offset (flow with the head's motion removed), which slow drift cannot push to the last frame (the
+    largest long-term flow from the onset, used before, landed on the last frame in half of the demo's
+    clips). Frames are shrunk to `max_side` pixels on their longest side first (None keeps them). Never
+    returns 0 (flow is measured from the onset). The dataset builders' entry point for a missing apex.
+    """
+    if len(frames) < 2:
+        raise ValueError(f"spot_apex needs at least 2 frames, got {len(frames)}")
+    return find_expression(frames, 0, len(frames) - 1, method=method, max_side=max_side).apex

@@ -1,4 +1,4 @@
-"""Dense optical flow (OpenCV, no CNN) and apex spotting.
+"""Dense optical flow (OpenCV, no CNN): the estimators, reducing flow to a size, removing the head's motion.
 
 Flow is always computed on grayscale uint8 frames and returned as a float32 (H, W, 2) array of pixel
 displacements (u to the right, v downwards) from the first frame to the second, which is what
@@ -8,7 +8,7 @@ costly to build and are not picklable, so they must never live on the processor 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -152,19 +152,3 @@ def remove_head_motion(flow: np.ndarray, model: str = "affine", region: float = 
         weights = 1.0 / np.maximum(1.0, residual / scale)
     rigid = (basis.reshape(-1, basis.shape[-1]) @ coef).reshape(height, width, 2)
     return (flow - rigid).astype(np.float32)
-
-
-def spot_apex(frames: Sequence[np.ndarray], method: str = "farneback", max_side: int | None = 128) -> int:
-    """Index into `frames` (the onset first, the offset last) of the apex of the expression between them.
-
-    Found by `apex_spotting.find_expression`: how far the face departs from the straight path between
-    the onset and the offset (flow with the head's motion removed), which slow drift cannot push to the
-    last frame (the largest long-term flow from the onset, used before, landed on the last frame in half
-    of the demo's clips). Frames are shrunk to `max_side` pixels on their longest side first (None keeps
-    them). Never returns 0 (flow is measured from the onset).
-    """
-    from .apex_spotting import find_expression  # here: apex_spotting itself builds on this module
-
-    if len(frames) < 2:
-        raise ValueError(f"spot_apex needs at least 2 frames, got {len(frames)}")
-    return find_expression(frames, 0, len(frames) - 1, method=method, max_side=max_side).apex

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from modeling_mer.apex_spotting import find_expression, motion_profile
-from modeling_mer.optical_flow import dense_flow, spot_apex
+from modeling_mer.apex_spotting import find_expression, motion_profile, spot_apex
+from modeling_mer.optical_flow import dense_flow
 from modeling_mer.processing_mer import MERImageProcessor
 
 SIZE = 64

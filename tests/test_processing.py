@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from modeling_mer.apex_spotting import spot_apex
 from modeling_mer.flow_encoding import encode_hsv, encode_uv
 from modeling_mer.frame_sampling import apex_positions, synthesise, uniform_positions
-from modeling_mer.optical_flow import spot_apex
 from modeling_mer.processing_mer import MERImageProcessor
 
 SIZE = 64
