@@ -10,18 +10,15 @@ sheet and folders are named:
 * `_sources`: one source per dataset, turning sheet rows or folders into ClipSpecs;
 * `_clips`: one clip's frames in frame order, with every check, into an example;
 * `_skips`: the skip report kept on the built dataset;
-* here: the builder base classes, which own `on_error` ("raise" or "skip") and the cache key.
+* `_source_hash`: the cache key, a hash of the code that builds one dataset;
+* here: the builder base classes, which own `on_error` ("raise" or "skip") and use that key.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
@@ -30,14 +27,13 @@ from ._cache import repair_builder_cache
 from ._clips import make_example
 from ._records import BadClip, ClipSpec, MERDataError, os_error
 from ._skips import build_description, excluded_note, format_skip_report
+from ._source_hash import source_hash
 from ._sources import ClipSource
 from .common import mer_features
 
 logger = datasets.logging.get_logger(__name__)
 
 ON_ERROR_CHOICES = ("raise", "skip")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HASHED_PACKAGES = ("dataset_scripts", "modeling_mer")
 
 
 @dataclass
@@ -69,63 +65,6 @@ class BuildPlan:
     clips: list[tuple[ClipSpec, str]] = field(default_factory=list)
     bad: list[BadClip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _module_file(name: str) -> Path | None:
-    """The source file of a module of this repository's packages (None for anything else)."""
-    if name.split(".")[0] not in HASHED_PACKAGES:
-        return None
-    base = REPO_ROOT.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Modules a source file imports (relative imports resolved against `module`), lazily ones included."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join([*parent, base] if base else parent)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
-    return found
-
-
-@functools.cache
-def source_files() -> tuple[Path, ...]:
-    """Every file a build depends on: each module and data file of dataset_scripts, and the
-    modeling_mer modules they import (followed transitively), found by reading the imports, never listed
-    by hand."""
-    here = Path(__file__).resolve().parent
-    files = {p for p in here.iterdir() if p.is_file() and p.suffix in (".py", ".csv")}
-    queue = [(p, f"{__package__}.{p.stem}" if p.stem != "__init__" else __package__) for p in files if p.suffix == ".py"]
-    seen_modules: set[str] = set()
-    while queue:
-        path, module = queue.pop()
-        for name in _imports(path, module) - seen_modules:
-            seen_modules.add(name)
-            target = _module_file(name)
-            if target is not None and target not in files:
-                files.add(target)
-                queue.append((target, name))
-    return tuple(sorted(files))
-
-
-def source_hash() -> str:
-    """A short hash of the builder code, what it imports and the shipped list: a changed file never
-    reuses a stale cache."""
-    digest = hashlib.sha256()
-    for path in source_files():
-        digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class MERBuilder(datasets.GeneratorBasedBuilder):
@@ -162,7 +101,7 @@ class MERBuilder(datasets.GeneratorBasedBuilder):
             cls.DEFAULT_CONFIG_NAME = cls.DEFAULT_CLASS_SET
 
     def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("hash", source_hash())
+        kwargs.setdefault("hash", source_hash(type(self).__module__))  # this dataset's own code (`_source_hash`)
         class_set, config_name = kwargs.get("class_set"), kwargs.get("config_name")
         if class_set in {config.name for config in self.BUILDER_CONFIGS} and config_name in (None, class_set):
             kwargs["config_name"] = kwargs.pop("class_set")  # that config: the same build and cache as by name

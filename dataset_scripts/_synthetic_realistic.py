@@ -1,6 +1,6 @@
 """The realistic mode of the synthetic set: micro-expressions at the motion scale of real recordings.
 
-The demo set (`synthetic.py`, mode "demo") moves a 64 px face by 1-2 px: many times more, relative to
+The demo set (`_synthetic_demo.py`, mode "demo") moves a 64 px face by 1-2 px: many times more, relative to
 the face, than a real micro-expression. This mode renders what a high-speed camera records instead:
 
 * the camera: CASME II-like 640x480 frames at 200 fps with the face about half the frame width
@@ -19,7 +19,11 @@ the face, than a real micro-expression. This mode renders what a high-speed came
 So the class is only in a sub-pixel-to-few-pixel local motion, under a larger rigid motion, exactly the
 regime where computing flow on a 32 px model input or min-max normalising it loses everything.
 `generate_realistic_clip(..., indices=[...])` renders only the frames asked for (tests and baselines);
-the builder stores every frame of the clip.
+the builder (`synthetic.py`) stores every frame of the clip.
+
+One concern: drawing and rendering one CASME II-like clip (composition, timing, camera, the expression's
+and the nuisances' draws). The face, its AU fields and the camera's warp, noise and JPEG are
+`_face_renderer`'s, shared with the demo and the long videos.
 """
 
 from __future__ import annotations
@@ -27,8 +31,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import cv2
 import numpy as np
+
+from ._face_renderer import (
+    AUS,
+    au_layout,
+    raised_cosine,
+    render_frame,
+    render_layers,
+    resting_strengths,
+    rng_stream,
+    subject_identity,
+)
 
 # Frame size (width, height) and face width range (pixels) of each camera.
 CAMERAS: dict[str, tuple[tuple[int, int], tuple[float, float]]] = {
@@ -48,12 +62,8 @@ CASME2_COUNTS: tuple[tuple[int, int, int, int, int], ...] = (
     (9, 2, 0, 0, 5),
 )
 MIN_PEAK_PX, MAX_PEAK_PX = 0.3, 3.0  # peak AU displacement at the apex, native pixels
-RESTING_FRACTION = 0.035  # std of the resting-expression AU strengths, as a fraction of the face width
 JPEG_QUALITY = (85, 95)
-
-# AU -> Gaussian bumps (side, u, v offsets from a feature, sigma_u, sigma_v, dir_x, dir_y) are built in
-# `_au_bumps` from the subject's feature layout; side mirrors u and dir_x.
-REALISTIC_AUS = ("1+2", "4", "5", "6", "7", "9", "10", "12", "14", "15", "17", "26")
+REALISTIC_AUS = AUS  # the face's AUs (`_face_renderer.au_bumps`), every one of them in the resting expression
 # emotion -> (primary AU choices, secondary AU choices, probability of a secondary AU, intensity factor)
 CLASS_AUS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float, float]] = {
     "happiness": (("12",), ("6",), 0.7, 1.0),
@@ -83,7 +93,7 @@ class RealisticClip:
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, 7919, *stream]))  # apart from the demo's streams
+    return rng_stream(seed, 7919, *stream)  # apart from the demo's streams
 
 
 def face_box(camera: str) -> tuple[int, int, int]:
@@ -100,56 +110,19 @@ def subject_intensity(seed: int, subject: int) -> float:
     return float(np.clip(np.exp(_rng(seed, subject, 0, 5).normal(np.log(1.0), 0.35)), 0.5, 2.0))
 
 
-def _au_bumps(ident, face_px: np.ndarray) -> list[tuple[str, float, float, float, float, float, float]]:
-    """(au, u, v, sigma_u, sigma_v, dir_x, dir_y) in face units (u, v) and unit directions."""
-    from .synthetic import _brow_v
-
-    bv, ev, eu = _brow_v(ident), ident.eye_v, ident.eye_u
-    mv, mh, nv = ident.mouth_v, ident.mouth_half, ident.nose_v
-    bumps = []
-    for s in (-1.0, 1.0):
-        bumps += [
-            ("1+2", s * (eu - 0.02), bv, 0.26, 0.16, 0.0, -1.0),  # brows up
-            ("4", s * (eu - 0.14), bv + 0.02, 0.20, 0.14, -s * 0.45, 0.89),  # brows down and together
-            ("5", s * eu, ev - 0.06, 0.14, 0.06, 0.0, -1.0),  # upper lids up
-            ("6", s * eu, ev + 0.20, 0.22, 0.12, 0.0, -1.0),  # cheeks up
-            ("7", s * eu, ev + 0.07, 0.14, 0.06, 0.0, -1.0),  # lower lids up (tightened)
-            ("9", s * 0.13, nv - 0.10, 0.10, 0.12, -s * 0.3, -0.95),  # nose sides wrinkle up
-            ("10", s * 0.16, mv - 0.06, 0.18, 0.08, 0.0, -1.0),  # upper lip up
-            ("12", s * mh, mv, 0.16, 0.12, s * 0.6, -0.8),  # lip corners up and out
-            ("14", s * mh, mv, 0.12, 0.10, s * 1.0, 0.0),  # lip corners pulled back (dimpler)
-            ("15", s * mh, mv + 0.02, 0.16, 0.12, 0.0, 1.0),  # lip corners down
-        ]
-    bumps.append(("17", 0.0, mv + 0.20, 0.30, 0.14, 0.0, -1.0))  # chin up
-    bumps.append(("26", 0.0, mv + 0.22, 0.45, 0.18, 0.0, 1.0))  # jaw drop
-    return bumps
-
-
-def _field(centres: np.ndarray, sigmas: np.ndarray, vectors: np.ndarray, size: int) -> np.ndarray:
-    """Sum of separable Gaussian bumps, each carrying a displacement vector: (size, size, 2) float32."""
-    grid = np.arange(size, dtype=np.float64)
-    gx = np.exp(-0.5 * ((grid[None, :] - centres[:, :1]) / sigmas[:, :1]) ** 2)  # (K, W)
-    gy = np.exp(-0.5 * ((grid[None, :] - centres[:, 1:]) / sigmas[:, 1:]) ** 2)  # (K, H)
-    fx = np.einsum("kh,kw->hw", gy * vectors[:, :1], gx)
-    fy = np.einsum("kh,kw->hw", gy * vectors[:, 1:], gx)
-    return np.dstack([fx, fy]).astype(np.float32)
-
-
 @lru_cache(maxsize=2)
 def _subject_head(seed: int, subject: int, camera: str):
     """The subject's head layer (premultiplied RGBA, square), its identity, face size and background."""
-    from .synthetic import _render_layers, _subject_identity
-
     (width, height), (face_lo, face_hi) = CAMERAS[camera]
     rng = _rng(seed, subject, 0, 0)
-    ident = _subject_identity(seed, subject)
+    ident = subject_identity(seed, subject)
     box_x, box_y, box_side = face_box(camera)
     # Face width about half the frame's (CASME II) but its height (chin to brow, ~axes[1] / axes[0] times
     # the width) inside the camera's face box.
     face_w = min(rng.uniform(face_lo, face_hi), 0.78 * box_side * ident.axes[0] / ident.axes[1])
     side = int(round(face_w / (2 * ident.axes[0])))
     # Skin texture at a camera's scale: pores and blotches of ~1-5 px, optics blur ~0.5 px.
-    rgba, _ = _render_layers(ident, side, unit=1.5 * face_w / 300.0)
+    rgba, _ = render_layers(ident, side, unit=1.5 * face_w / 300.0)
     tint = rng.uniform(0.3, 0.75, 3).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     background = tint * (1.0 + 0.10 * (xx / width - 0.5) - 0.06 * (yy / height - 0.5))[..., None]
@@ -195,20 +168,11 @@ def generate_realistic_clip(
     num_frames, onset, apex, offset = clip_timing(rng)
     # The expression's time course: raised-cosine rise to the apex, fall to the offset.
     t = np.arange(num_frames, dtype=np.float64)
-    bump = np.where(t <= apex, 0.5 * (1 - np.cos(np.pi * np.clip((t - onset) / (apex - onset), 0, 1))),
-                    0.5 * (1 + np.cos(np.pi * np.clip((t - apex) / (offset - apex), 0, 1))))
+    bump = raised_cosine(t, onset, apex, offset)
     # AU bumps in layer pixels, jittered per clip.
-    face_axes = np.array(ident.axes) * side
-    bumps = _au_bumps(ident, face_axes)
-    uv = np.array([(b[1], b[2]) for b in bumps]) + rng.normal(0, 0.03, (len(bumps), 2))
-    centres = np.array(ident.centre) * side + uv * face_axes
-    sigmas = np.array([(b[3], b[4]) for b in bumps]) * face_axes
-    dirs = np.array([(b[5], b[6]) for b in bumps])
-    names = [b[0] for b in bumps]
-    asym = rng.uniform(0.85, 1.15, len(bumps))
+    layout = au_layout(ident, side, rng, jitter=0.03)
     # Resting expression: every AU at a random signed static strength (a few px): appearance is no clue.
-    rest = {au: rng.normal(0, RESTING_FRACTION * face_w) for au in REALISTIC_AUS}
-    rest_coef = np.array([rest[n] for n in names]) * asym
+    rest = resting_strengths(rng, face_w)
     # The expression: the class's AUs; peak displacement log-uniform around the subject's intensity.
     primaries, secondaries, p_secondary, factor = CLASS_AUS[emotion]
     primary = primaries[int(rng.integers(len(primaries)))]
@@ -218,10 +182,9 @@ def generate_realistic_clip(
     peak = float(np.clip(peak, MIN_PEAK_PX, MAX_PEAK_PX))
     secondary_ratio = rng.uniform(0.4, 0.9)
     strength = {primary: 1.0, **({secondary: secondary_ratio} if use_secondary else {})}
-    expr_coef = np.array([strength.get(n, 0.0) for n in names]) * asym
-    expr_field = _field(centres, sigmas, expr_coef[:, None] * dirs, side)
+    expr_field = layout.field(strength)
     expr_field *= peak / max(float(np.linalg.norm(expr_field, axis=2).max()), 1e-9)  # peak exactly `peak` px
-    rest_field = _field(centres, sigmas, rest_coef[:, None] * dirs, side)
+    rest_field = layout.field(rest)
     # Rigid head motion: drift, roll and scale about the face centre, larger than the expression.
     tau = t / max(num_frames - 1, 1)
     direction = rng.uniform(0, 2 * np.pi)
@@ -238,32 +201,20 @@ def generate_realistic_clip(
     exposure = rng.uniform(0.8, 1.1)
     if not expression:
         expr_field = expr_field * 0.0
-    # Frame grid -> head-layer coordinates (inverse similarity about the face centre).
     face_centre_layer = np.array(ident.centre) * side
-    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     chosen = list(range(num_frames)) if indices is None else [int(i) for i in indices]
     frames, jpegs = [], []
     for i in chosen:
         if not 0 <= i < num_frames:
             raise ValueError(f"synthetic (realistic): frame index {i} outside the clip's 0..{num_frames - 1}")
-        noise_rng = _rng(seed, subject, clip + 1, 100 + i)
-        cos, sin = np.cos(roll[i]) / scale[i], np.sin(roll[i]) / scale[i]
-        px = gx - (placement[0] + drift[i, 0])
-        py = gy - (placement[1] + drift[i, 1])
-        qx = (cos * px + sin * py + face_centre_layer[0]).astype(np.float32)
-        qy = (-sin * px + cos * py + face_centre_layer[1]).astype(np.float32)
         disp = rest_field + np.float32(bump[i]) * expr_field  # (side, side, 2), content moves by +disp
-        at_q = cv2.remap(disp, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        head = cv2.remap(rgba, qx - at_q[..., 0], qy - at_q[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        rgb = (head[..., :3] + (1.0 - head[..., 3:]) * background) * np.float32(gain[i] * exposure)
-        rgb += noise_rng.standard_normal(rgb.shape, dtype=np.float32) * np.float32(noise_std)
-        image = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise RuntimeError("synthetic (realistic): JPEG encoding failed")
-        jpegs.append(buf.tobytes())
-        frames.append(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+        frame, jpeg = render_frame(rgba, disp, background, grid=grid, face_centre=face_centre_layer,
+                                   position=placement + drift[i], roll=roll[i], scale=scale[i],
+                                   gain=gain[i] * exposure, noise=_rng(seed, subject, clip + 1, 100 + i),
+                                   noise_std=noise_std, quality=quality, where="synthetic (realistic)")
+        frames.append(frame)
+        jpegs.append(jpeg)
     # The head's rigid displacement onset -> apex, largest over the face box (for the physics tests).
     corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]]) * (face_w / 2)
 

@@ -1,5 +1,5 @@
-"""The builder package's own structure: one frame listing shared with predict, a cache key computed from
-every module, structured skip records."""
+"""The builder package's own structure: one frame listing shared with predict, a cache key per builder
+computed from its own code and what it imports, structured skip records."""
 
 from __future__ import annotations
 
@@ -8,22 +8,77 @@ from pathlib import Path
 
 from dataset_trees import frame_bytes
 
-import dataset_scripts
-from dataset_scripts._builder import source_files, source_hash
 from dataset_scripts._clips import list_frames
 from dataset_scripts._records import BadClip, MERDataError
+from dataset_scripts._source_hash import source_files, source_hash
 from modeling_mer.video_io import IMAGE_SUFFIXES, list_frame_folder
 
 
-def test_cache_key_covers_every_module_and_what_it_imports() -> None:
-    package = Path(dataset_scripts.__file__).parent
-    hashed = set(source_files())
-    own = {p.resolve() for p in package.iterdir() if p.suffix in (".py", ".csv")}
-    assert own <= hashed, f"left out of the cache key: {sorted(p.name for p in own - hashed)}"
-    names = {p.name for p in hashed}
-    assert {"video_io.py", "optical_flow.py", "configuration_mer.py"} <= names  # imported from modeling_mer
-    assert "modeling_mer.py" not in names  # what the builders never import does not invalidate their cache
-    assert len(source_hash()) == 16
+def names(module: str, leave_out: tuple[str, ...] = ()) -> set[str]:
+    return {p.name for p in source_files(module, leave_out)}
+
+
+def test_a_builders_cache_key_covers_its_own_code_and_what_it_imports() -> None:
+    casme2 = names("dataset_scripts.casme2")
+    assert {"casme2.py", "_builder.py", "_clips.py", "_sources.py", "_sheets.py", "registry.py"} <= casme2
+    assert {"video_io.py", "apex_spotting.py", "optical_flow.py", "configuration_mer.py"} <= casme2  # from modeling_mer
+    # What the CASME II build never runs does not invalidate its cache: the synthetic generators, the other
+    # datasets, the model files no builder imports (the aggregators, the model).
+    assert not casme2 & {"synthetic.py", "_face_renderer.py", "_synthetic_demo.py", "samm.py", "casme_sq.py",
+                         "aggregators.py", "modeling_mer.py", "megc2019_composite_3class.csv"}
+    # The composite's key covers its parts and the shipped official list it reads.
+    assert {"composite.py", "casme2.py", "samm.py", "smic.py", "megc2019_composite_3class.csv"} <= names("dataset_scripts.composite")
+    # Each synthetic mode: the builder, its own generator and the face renderer, none of the real builders.
+    demo = names("dataset_scripts.synthetic", ("dataset_scripts._synthetic_realistic",))
+    realistic = names("dataset_scripts.synthetic", ("dataset_scripts._synthetic_demo",))
+    assert {"synthetic.py", "_synthetic_demo.py", "_face_renderer.py"} <= demo and "_synthetic_realistic.py" not in demo
+    assert {"synthetic.py", "_synthetic_realistic.py", "_face_renderer.py"} <= realistic and "_synthetic_demo.py" not in realistic
+    assert not (demo | realistic) & {"_builder.py", "casme2.py", "aggregators.py"}
+    long = names("dataset_scripts._synthetic_long")
+    assert {"_synthetic_long_plan.py", "_synthetic_long_video.py", "_face_renderer.py", "casme_sq_code_final.csv"} <= long
+    assert not long & {"synthetic.py", "_synthetic_demo.py", "_synthetic_realistic.py", "aggregators.py"}
+    assert len(source_hash("dataset_scripts.casme2")) == 16
+    assert source_hash("dataset_scripts.casme2") != source_hash("dataset_scripts.samm")
+
+
+def test_every_builder_is_keyed_on_its_own_module(tmp_path: Path) -> None:
+    from dataset_scripts import CASME2, SAMM
+    from dataset_scripts._synthetic_long import SyntheticLong
+    from dataset_scripts.synthetic import SyntheticMER
+
+    cache = str(tmp_path)
+    for builder, module in ((CASME2, "dataset_scripts.casme2"), (SAMM, "dataset_scripts.samm")):
+        assert builder(data_dir=str(tmp_path), cache_dir=cache).hash == source_hash(module)
+    assert SyntheticLong(cache_dir=cache).hash == source_hash("dataset_scripts._synthetic_long")
+    assert SyntheticMER(cache_dir=cache).hash == source_hash("dataset_scripts.synthetic", ["dataset_scripts._synthetic_realistic"])
+    realistic = SyntheticMER(cache_dir=cache, mode="realistic").hash
+    assert realistic == source_hash("dataset_scripts.synthetic", ["dataset_scripts._synthetic_demo"])
+    assert realistic == SyntheticMER(cache_dir=cache, config_name="realistic").hash != SyntheticMER(cache_dir=cache).hash
+
+
+def test_an_edit_changes_the_keys_of_the_builders_that_run_it_only(tmp_path: Path, monkeypatch) -> None:
+    """The hash reads the files as they are now: editing the face renderer changes the synthetic keys, not
+    CASME II's; editing an aggregator changes none."""
+    import dataset_scripts._source_hash as keys
+
+    modules = {"casme2": ("dataset_scripts.casme2", ()), "samm": ("dataset_scripts.samm", ()),
+               "demo": ("dataset_scripts.synthetic", ("dataset_scripts._synthetic_realistic",)),
+               "long": ("dataset_scripts._synthetic_long", ())}
+    before = {name: keys.source_hash(*args) for name, args in modules.items()}
+    read_bytes = Path.read_bytes
+
+    def edited(target: str):
+        def read(path: Path) -> bytes:
+            return read_bytes(path) + (b"# edited\n" if path.name == target else b"")
+        return read
+
+    monkeypatch.setattr(Path, "read_bytes", edited("_face_renderer.py"))
+    after = {name: keys.source_hash(*args) for name, args in modules.items()}
+    assert [name for name in modules if after[name] != before[name]] == ["demo", "long"]
+    monkeypatch.setattr(Path, "read_bytes", edited("aggregators.py"))
+    assert {name: keys.source_hash(*args) for name, args in modules.items()} == before
+    monkeypatch.setattr(Path, "read_bytes", edited("_sheets.py"))
+    assert {name for name in modules if keys.source_hash(*modules[name]) != before[name]} == {"casme2", "samm", "long"}
 
 
 def test_builders_list_frames_like_predict(tmp_path: Path) -> None:
