@@ -1,6 +1,9 @@
 """The training library behind `train.py`; nothing here ships with a model.
 
-    run_config.py    the command line -> one typed RunConfig (defaults policy, rules, parse-time checks)
+    run_config.py    the command line -> one typed RunConfig: parse(), resolve() over the three below
+    run_options.py   the options, parse-time checks, RunConfig and the defaults tables
+    run_rules.py     the defaults policy and the rules between options
+    leakage.py       the guard against a starting model trained on the evaluated data
     runner.py        the task-agnostic protocol steps: folds -> train -> predict -> pool -> final model -> card
     tasks.py         the Task seam and the TASKS registry (train.py --task)
     recognition.py   RecognitionTask: one label per clip (data, loss, predictions, UF1/UAR, reports, card)

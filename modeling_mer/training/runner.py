@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .checkpoints import FINAL, Checkpoints, RunStateError, check_run_args, clean_incomplete
 from .loop import train_one_epoch
 from .protocols import Fold, describe, make_folds, subject_keys, validation_split
-from .run_config import REAL_PRESET, RunConfig
+from .run_options import REAL_PRESET, RunConfig
 from .run_outputs import FINAL_MARKER, fold_file, read_folds, save_final_model, write_fold, write_staged
 from .run_setup import OptimizerSettings, make_optimizer, make_scheduler
 from .selection import EpochSelection
