@@ -101,7 +101,8 @@ if _DEFERRED is not None:  # now the package's __init__ (transformers, the Auto 
 from dataset_scripts import MERDataError  # noqa: E402
 from modeling_mer.evaluation.hub_card import HubAccessError  # noqa: E402
 from modeling_mer.training.checkpoints import RunStateError  # noqa: E402
-from modeling_mer.training.hub_sync import HubSyncError, push_only  # noqa: E402
+from modeling_mer.training.hub_sync import HubSyncError  # noqa: E402
+from modeling_mer.training.hub_transfer import push_only  # noqa: E402
 from modeling_mer.training.run_lock import INTERRUPTED, OutputLockError, output_lock, write_failure  # noqa: E402
 from modeling_mer.training.runner import Runner, StopRequested  # noqa: E402
 

@@ -13,6 +13,7 @@
     checkpoints.py   resuming: run settings, atomic checkpoints, leftovers of killed writes
     run_outputs.py   fold files, staged reports, the final model, the skip list
     atomic_files.py  the visible writes, and the fault-injection hook tests install
+    hub_sync.py      uploads to the Hub while a run trains; hub_transfer.py: --push_only, --resume_from_hub
     preprocessing.py, clips.py, features.py, run_setup.py, tracking.py   stored flow, batches, the feature
                      store, model/optimizer construction, experiment tracking
 """

@@ -118,7 +118,7 @@ class Runner:
     def fetch_run_state(self) -> None:
         """--resume_from_hub: the main process downloads the run state into output_dir; the others wait."""
         if self.accelerator.is_main_process:
-            from .hub_sync import download_run_state
+            from .hub_transfer import download_run_state
 
             names = download_run_state(self.run.resume_from_hub, self.output_dir)
             self.print(f"Hub: the run state of {self.run.resume_from_hub} ({len(names)} files) is in {self.output_dir}")
