@@ -18,6 +18,7 @@ REFERENCE = ROOT / "tests" / "data" / "reference"
 sys.path.insert(0, str(ROOT / "bench"))
 
 import accuracy  # noqa: E402
+import demo_seeds  # noqa: E402
 import newest_versions  # noqa: E402
 import table  # noqa: E402
 import throughput  # noqa: E402
@@ -190,3 +191,17 @@ def test_newest_versions_compares_with_the_constraints(tmp_path: Path) -> None:
     committed = newest_versions.read_constraints(newest_versions.CONSTRAINTS)
     assert committed["torch"] == "2.13.0" and "modeling-mer" not in committed
     assert all(version and "@" not in version and " " not in version for version in committed.values())
+
+
+def test_demo_seeds_include_the_demos_own_run_and_summarise_the_spread(tmp_path: Path) -> None:
+    import train
+
+    assert train.parse_args([]).seed == demo_seeds.DEFAULT_SEED in demo_seeds.DEFAULT_SEEDS  # the README's command
+    command = demo_seeds.demo_command(7, tmp_path / "run")
+    assert command[command.index("train.py") + 1:] == ["--seed", "7", "--output_dir", str(tmp_path / "run")]
+    runs = [{"uf1": 0.81, "uar": 0.8, "accuracy": 0.8, "wall_s": 90.0},
+            {"uf1": 0.85, "uar": 0.84, "accuracy": 0.84, "wall_s": 100.0},
+            {"uf1": 0.83, "uar": 0.83, "accuracy": 0.82, "wall_s": 95.0}]
+    summary = demo_seeds.summarise(runs)
+    assert summary["uf1"] == {"mean": 0.83, "min": 0.81, "max": 0.85, "range": 0.04}
+    assert summary["wall_s"]["mean"] == 95.0 and summary["uar"]["range"] == 0.04
