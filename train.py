@@ -36,8 +36,10 @@ from `accelerate launch`.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 STARTED = time.time()
@@ -60,10 +62,28 @@ from modeling_mer.training.run_config import (  # noqa: E402  (standard library 
     LeakageError,
     RunConfig,
     build_parser,
-    process_start_time,
     resolve,
 )
 from modeling_mer.training.tasks import TASKS  # noqa: E402
+
+
+def process_start_time() -> float | None:
+    """When this process started, or, under `accelerate launch`, when the launcher did (Linux /proc): the
+    start of the wall clock a user sees, imports included. None where /proc is not there."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        now, uptime = time.time(), float(Path("/proc/uptime").read_text().split()[0])
+
+        def started(pid: int) -> float:  # field 22 of /proc/PID/stat (ticks after boot), counted after "(comm)"
+            return now - uptime + int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+
+        start = started(os.getpid())
+        launcher = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")[:3]
+        if any(b"accelerate" in part for part in launcher):
+            start = min(start, started(os.getppid()))
+        return start
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
@@ -81,7 +101,8 @@ if _DEFERRED is not None:  # now the package's __init__ (transformers, the Auto 
 from dataset_scripts import MERDataError  # noqa: E402
 from modeling_mer.evaluation.hub_card import HubAccessError  # noqa: E402
 from modeling_mer.training.checkpoints import RunStateError  # noqa: E402
-from modeling_mer.training.hub_sync import HubSyncError, push_only  # noqa: E402
+from modeling_mer.training.hub_sync import HubSyncError  # noqa: E402
+from modeling_mer.training.hub_transfer import push_only  # noqa: E402
 from modeling_mer.training.run_lock import INTERRUPTED, OutputLockError, output_lock, write_failure  # noqa: E402
 from modeling_mer.training.runner import Runner, StopRequested  # noqa: E402
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ REFERENCE = ROOT / "tests" / "data" / "reference"
 sys.path.insert(0, str(ROOT / "bench"))
 
 import accuracy  # noqa: E402
+import demo_seeds  # noqa: E402
+import newest_versions  # noqa: E402
 import table  # noqa: E402
 import throughput  # noqa: E402
 from _common import PeakMemory  # noqa: E402
@@ -141,3 +144,64 @@ def test_accuracy_smoke(tmp_path: Path) -> None:
         assert 0.0 <= row["uf1"] <= 1.0 and 0.0 <= row["uar"] <= 1.0
         assert row["runs"][0]["num_samples"] == 6
     assert out.with_suffix(".md").read_text().count("| apex |") == 1
+
+
+@pytest.mark.parametrize("closing, expected", [
+    ("1 failed, 708 passed, 3 skipped, 2 warnings in 495.12s (0:08:15)",
+     {"failed": 1, "passed": 708, "skipped": 3, "warnings": 2, "errors": 0, "pytest_seconds": 495.12}),
+    ("==== 2 passed, 1 error in 3.50s ====", {"passed": 2, "errors": 1, "failed": 0, "pytest_seconds": 3.5}),
+    ("no tests ran in 0.01s", {"passed": 0, "failed": 0, "pytest_seconds": 0.01}),
+    ("12 deselected, 1 xfailed, 1 xpassed, 1 warning in 1.00s",
+     {"deselected": 12, "xfailed": 1, "xpassed": 1, "warnings": 1, "passed": 0}),
+])
+def test_newest_versions_reads_the_closing_line(closing: str, expected: dict) -> None:
+    output = f"..F.\n=========== short test summary info ===========\nfoo 3 passed in a message\n{closing}\n"
+    summary = newest_versions.parse_summary(output)
+    assert {k: summary[k] for k in expected} == expected
+
+
+def test_newest_versions_reads_a_real_pytest_run(tmp_path: Path) -> None:
+    """pytest's own output (this machine's pytest, -q -ra, as the script runs it): counts and the failing ids."""
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n"
+        "def test_ok(): pass\n"
+        "def test_bad(): assert 1 == 2, '3 passed in 0.1s'\n"
+        "@pytest.mark.skip(reason='no')\ndef test_skipped(): pass\n"
+        "@pytest.fixture\ndef broken(): raise RuntimeError('x')\n"
+        "def test_broken_fixture(broken): pass\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "--color=no", "-p", "no:cacheprovider",
+                           str(tmp_path / "test_sample.py")], cwd=tmp_path, capture_output=True, text=True)
+    summary = newest_versions.parse_summary(proc.stdout)
+    assert (summary["passed"], summary["failed"], summary["skipped"], summary["errors"]) == (1, 1, 1, 1), proc.stdout
+    assert sorted(t.split("::")[-1] for t in summary["failing_tests"]) == ["test_bad", "test_broken_fixture"]
+    with pytest.raises(ValueError, match="no closing summary"):
+        newest_versions.parse_summary("....F\nKilled\n")
+
+
+def test_newest_versions_compares_with_the_constraints(tmp_path: Path) -> None:
+    pins = tmp_path / "constraints.txt"
+    pins.write_text("# header\ntorch==2.13.0\nTransformers==5.25.0  # pinned\nhuggingface_hub==2.4.0\nxlwt==1.3.0\n")
+    assert newest_versions.read_constraints(pins) == {
+        "torch": "2.13.0", "transformers": "5.25.0", "huggingface-hub": "2.4.0", "xlwt": "1.3.0"}
+    installed = {"torch": "2.13.0+cpu", "transformers": "5.26.0", "huggingface-hub": "2.4.0", "new-dep": "1.0"}
+    assert newest_versions.compare(installed, newest_versions.read_constraints(pins)) == {
+        "differ": {"transformers": ["5.25.0", "5.26.0"]}, "not_pinned": ["new-dep"], "pinned_not_installed": ["xlwt"]}
+    # the committed file parses, pins torch as the README installs it, and has no editable or URL line
+    committed = newest_versions.read_constraints(newest_versions.CONSTRAINTS)
+    assert committed["torch"] == "2.13.0" and "modeling-mer" not in committed
+    assert all(version and "@" not in version and " " not in version for version in committed.values())
+
+
+def test_demo_seeds_include_the_demos_own_run_and_summarise_the_spread(tmp_path: Path) -> None:
+    import train
+
+    assert train.parse_args([]).seed == demo_seeds.DEFAULT_SEED in demo_seeds.DEFAULT_SEEDS  # the README's command
+    command = demo_seeds.demo_command(7, tmp_path / "run")
+    assert command[command.index("train.py") + 1:] == ["--seed", "7", "--output_dir", str(tmp_path / "run")]
+    runs = [{"uf1": 0.81, "uar": 0.8, "accuracy": 0.8, "wall_s": 90.0},
+            {"uf1": 0.85, "uar": 0.84, "accuracy": 0.84, "wall_s": 100.0},
+            {"uf1": 0.83, "uar": 0.83, "accuracy": 0.82, "wall_s": 95.0}]
+    summary = demo_seeds.summarise(runs)
+    assert summary["uf1"] == {"mean": 0.83, "min": 0.81, "max": 0.85, "range": 0.04}
+    assert summary["wall_s"]["mean"] == 95.0 and summary["uar"]["range"] == 0.04

@@ -1,4 +1,4 @@
-"""The Hub workflow of a run (modeling_mer/training/hub_sync.py) against a local fake Hub: background
+"""The Hub workflow of a run (modeling_mer/training/hub_sync.py, hub_transfer.py) against a local fake Hub: background
 uploads that never stall training, the newest checkpoint kept, failures reported and retried, nothing
 lost; the run state downloaded on a fresh machine byte for byte; push-only and dry-run."""
 
@@ -15,8 +15,9 @@ import huggingface_hub
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
-from modeling_mer.training import hub_sync
-from modeling_mer.training.hub_sync import DryRunClient, HubSync, HubSyncError, download_run_state, push_run
+from modeling_mer.training import hub_sync, hub_transfer
+from modeling_mer.training.hub_sync import DryRunClient, HubSync, HubSyncError
+from modeling_mer.training.hub_transfer import download_run_state, push_run
 
 FINAL_FILES = ["README.md", "config.json", "model.safetensors", "metrics.json", "predictions.csv", "run_args.json"]
 REPO = "someone/mer-run"
@@ -134,7 +135,7 @@ def add_checkpoint(run: Path, number: int, keep: int = 2) -> Path:
 
 def local_state(run: Path) -> dict[str, bytes]:
     """What a resumed run needs: settings, fold files, the newest checkpoint."""
-    newest = hub_sync.latest_checkpoints(run)
+    newest = hub_transfer.latest_checkpoints(run)
     files = {}
     for path in sorted(run.rglob("*")):
         name = path.relative_to(run).as_posix()
@@ -387,11 +388,11 @@ def test_push_only_with_a_runs_settings(tmp_path, hub):
     lines = []
     settings = SimpleNamespace(output_dir=str(run), hub_model_id="someone/public", hub_strategy="end", hub_public=True,
                                dry_run=True)
-    assert hub_sync.push_only(settings, report=lines.append) == ["final model"]
+    assert hub_transfer.push_only(settings, report=lines.append) == ["final model"]
     assert lines[-1] == f"hub: {run} pushed to someone/public in 1 commit(s) (dry run: nothing was uploaded)"
     assert not hub.repo("someone/public").exists()
     settings.dry_run = False
-    hub_sync.push_only(settings, report=lines.append)
+    hub_transfer.push_only(settings, report=lines.append)
     assert hub.private["someone/public"] is False  # --hub_public
     assert set(hub.files("someone/public")) == {n for n, _ in hub_sync.matching_files(run, HUB_FILES, ["*/*"])} == {
         "README.md", "config.json", "model.safetensors", "metrics.json", "predictions.csv", "run_args.json"}
@@ -429,7 +430,7 @@ def test_a_killed_run_resumes_from_the_hub_on_an_empty_folder(tmp_path, hub_for_
     pushed = hub.files()
     assert {"run_args.json", "folds/fold_000.csv", "folds/fold_001.csv"} <= set(pushed)
     assert "folds/fold_002.csv" not in pushed and "model.safetensors" not in pushed
-    newest = hub_sync.latest_checkpoints(first)
+    newest = hub_transfer.latest_checkpoints(first)
     assert len(newest) == 1 and {n for n in pushed if n.startswith("checkpoints/")} == {
         p.relative_to(first).as_posix() for p in newest[0].rglob("*") if p.is_file()}
     shutil.rmtree(first)  # the machine is gone: only the Hub holds the run

@@ -13,7 +13,7 @@ import train
 from modeling_mer import MERConfig, MERForVideoClassification, MERSpottingConfig, MERSpottingProcessor
 from modeling_mer.configuration_spotting import SPOTTING_PRESETS
 from modeling_mer.modeling_spotting import MERForExpressionSpotting
-from modeling_mer.training import run_config
+from modeling_mer.training import leakage, run_options
 from modeling_mer.training.spotting import SpottingTask, starting_point
 
 
@@ -36,14 +36,14 @@ def spotter_dir(tmp_path_factory):
 
 
 def test_the_mirror_of_the_spotting_presets_matches_its_owner():
-    assert run_config.SPOTTING_PRESET_NAMES == tuple(SPOTTING_PRESETS)
-    assert run_config.SPOTTING_MODEL_TYPE == MERSpottingConfig.model_type
-    assert run_config.SPOT_PRESET in SPOTTING_PRESETS
+    assert run_options.SPOTTING_PRESET_NAMES == tuple(SPOTTING_PRESETS)
+    assert run_options.SPOTTING_MODEL_TYPE == MERSpottingConfig.model_type
+    assert run_options.SPOT_PRESET in SPOTTING_PRESETS
 
 
 def test_spotting_presets_by_name_and_the_default():
     default = train.parse_args(["--task", "spot", "--dataset", "synthetic_long"])
-    assert (default.model, default.epochs, default.lr) == (run_config.SPOT_PRESET, run_config.SPOT_DEFAULTS["epochs"], 1e-3)
+    assert (default.model, default.epochs, default.lr) == (run_options.SPOT_PRESET, run_options.SPOT_DEFAULTS["epochs"], 1e-3)
     for name in SPOTTING_PRESETS:
         assert train.parse_args(["--task", "spot", "--dataset", "synthetic_long", "--model", name]).model == name
 
@@ -73,7 +73,7 @@ def test_a_saved_spotter_passes_the_leakage_guard_as_a_recogniser_does(capsys, s
     run = train.parse_args(["--task", "spot", "--dataset", "casme_sq", "--data_dir", str(spotter_dir),
                             "--model", str(spotter_dir), "--allow_overlap"])
     assert run.model == str(spotter_dir)
-    assert train.parse_args(["--task", "spot", "--dataset", "synthetic_long", "--model", str(spotter_dir)]).epochs == run_config.SPOT_DEFAULTS["epochs"]
+    assert train.parse_args(["--task", "spot", "--dataset", "synthetic_long", "--model", str(spotter_dir)]).epochs == run_options.SPOT_DEFAULTS["epochs"]
 
 
 def test_a_saved_spotter_starts_every_fold_with_its_weights_and_feature_settings(spotter_dir):
@@ -90,7 +90,7 @@ def test_a_saved_spotter_starts_every_fold_with_its_weights_and_feature_settings
     for name, tensor in saved.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor)
     overlapping = SimpleNamespace(**{**vars(run), "dataset": "casme_sq"})
-    with pytest.raises(run_config.LeakageError, match="trained on casme_sq"):  # a Hub id is checked here, once read
+    with pytest.raises(leakage.LeakageError, match="trained on casme_sq"):  # a Hub id is checked here, once read
         starting_point(overlapping)
     assert starting_point(SimpleNamespace(**{**vars(overlapping), "allow_overlap": True}))[2] == ["casme_sq"]
     # a preset starts from scratch

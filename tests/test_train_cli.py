@@ -14,7 +14,7 @@ import pytest
 from test_train import FAST, tiny_synthetic
 
 import train
-from modeling_mer.training import recognition, run_config
+from modeling_mer.training import leakage, recognition, run_options, tracking
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,6 +66,19 @@ def test_help_answers_in_under_a_second_of_cpu():
     assert cpu < 1.0, f"--help: {cpu:.2f} s of CPU"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--epochs", "0"], ["--model", "tinyy"]])
+def test_help_and_a_refused_argument_import_neither_torch_nor_transformers(argv):
+    """The run configuration (run_config, run_options, run_rules, leakage) answers on the standard library."""
+    code = ("import atexit, runpy, sys\n"
+            f"sys.argv = ['train.py', *{argv!r}]\n"
+            "atexit.register(lambda: print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'cv2', 'datasets') "
+            "if m in sys.modules), file=sys.stderr))\n"
+            "runpy.run_path('train.py', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == (0 if argv == ["--help"] else 2), proc.stderr
+    assert proc.stderr.splitlines()[-1] == "HEAVY=", proc.stderr
+
+
 def test_trainer_spellings_and_resolved_defaults():
     run = train.parse_args(["--num_train_epochs", "3", "--learning_rate", "5e-4", "--per_device_train_batch_size", "2"])
     assert (run.epochs, run.lr, run.batch_size) == (3, 5e-4, 2)
@@ -82,21 +95,20 @@ def test_choices_come_from_the_registries_and_the_mirrors_match_their_owners():
     from dataset_scripts import DATASET_NAMES
     from modeling_mer import face_crop, frame_sampling, optical_flow, processing_mer
     from modeling_mer.configuration_mer import AGGREGATIONS, PRESETS
-    from modeling_mer.training import tracking
     from modeling_mer.training.protocols import PROTOCOLS
     from modeling_mer.training.tasks import TASKS
 
     choices = {a.dest: a.choices for a in train.build_parser()._actions if a.choices}
     assert tuple(choices["dataset"]) == tuple(DATASET_NAMES) and tuple(choices["protocol"]) == tuple(PROTOCOLS)
     assert tuple(choices["task"]) == tuple(TASKS) and tuple(choices["report_to"]) == tracking.REPORT_TO_CHOICES
-    assert run_config.PRESET_PATCH_SIZES == {k: v["vision_config"]["patch_size"] for k, v in PRESETS.items()}
-    assert run_config.CROP_CHOICES == face_crop.CROPS and train.CROP_CHOICES == face_crop.CROPS
-    assert set(run_config.FLOW_CHOICES) <= set(optical_flow.FLOW_METHODS)
-    assert run_config.HEAD_MOTION_CHOICES == optical_flow.HEAD_MOTIONS
-    assert run_config.ENCODING_CHOICES == processing_mer.ENCODINGS
-    assert run_config.INPUT_MODE_CHOICES == processing_mer.INPUT_MODES
-    assert run_config.SAMPLING_CHOICES == frame_sampling.SAMPLINGS
-    assert run_config.AGGREGATION_CHOICES == tuple(AGGREGATIONS)
+    assert run_options.PRESET_PATCH_SIZES == {k: v["vision_config"]["patch_size"] for k, v in PRESETS.items()}
+    assert run_options.CROP_CHOICES == face_crop.CROPS and train.CROP_CHOICES == face_crop.CROPS
+    assert set(run_options.FLOW_CHOICES) <= set(optical_flow.FLOW_METHODS)
+    assert run_options.HEAD_MOTION_CHOICES == optical_flow.HEAD_MOTIONS
+    assert run_options.ENCODING_CHOICES == processing_mer.ENCODINGS
+    assert run_options.INPUT_MODE_CHOICES == processing_mer.INPUT_MODES
+    assert run_options.SAMPLING_CHOICES == frame_sampling.SAMPLINGS
+    assert run_options.AGGREGATION_CHOICES == tuple(AGGREGATIONS)
 
 
 def test_a_run_that_fails_on_its_data_leaves_no_folder(tmp_path):
@@ -105,7 +117,7 @@ def test_a_run_that_fails_on_its_data_leaves_no_folder(tmp_path):
     out = tmp_path / "run"
     with pytest.raises((MERDataError, ValueError, FileNotFoundError)):
         train.main(["--dataset", "casme2", "--data_dir", str(tmp_path / "nonexistent"), "--output_dir", str(out),
-                    "--report_to", "tensorboard" if run_config.resolve_report_to(None) else "none"])
+                    "--report_to", "tensorboard" if tracking.resolve_report_to(None) else "none"])
     assert not out.exists()
 
 
@@ -135,7 +147,7 @@ def test_a_starting_model_trained_on_the_evaluated_data_is_refused_in_one_line(t
     (folder / "config.json").write_text(json.dumps({"train_datasets": ["composite"]}))
     with pytest.raises(SystemExit):  # the composite's parts are its datasets
         train.parse_args(["--model", str(folder), "--dataset", "casme2", "--data_dir", "x"])
-    assert run_config.overlap(["composite"], train.parse_args(["--allow_overlap", "--model", str(folder)])) == []
+    assert leakage.overlap(["composite"], train.parse_args(["--allow_overlap", "--model", str(folder)])) == []
 
 
 @pytest.mark.slow

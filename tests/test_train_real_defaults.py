@@ -7,7 +7,7 @@ import pytest
 
 import train
 from modeling_mer import MERConfig
-from modeling_mer.training import run_config
+from modeling_mer.training import run_options
 from modeling_mer.training.run_setup import PROCESSOR_OPTIONS, build_processor
 
 REAL = {"casme2": ["--data_dir", "x"], "samm": ["--data_dir", "x"], "smic": ["--data_dir", "x"],
@@ -17,7 +17,7 @@ REAL = {"casme2": ["--data_dir", "x"], "samm": ["--data_dir", "x"], "smic": ["--
 @pytest.mark.parametrize("dataset", sorted(REAL))
 def test_real_datasets_without_model_get_the_micro_motion_defaults(dataset: str) -> None:
     args = train.parse_args(["--dataset", dataset, *REAL[dataset]])
-    assert args.model == run_config.REAL_PRESET == "mer-micro"
+    assert args.model == run_options.REAL_PRESET == "mer-micro"
     assert (args.encoding, args.flow_size, args.head_motion) == ("motion", 240, "affine")
     assert (args.epochs, args.lr) == (40, 1e-3)
     config = MERConfig.from_preset(args.model, labels=["a", "b", "c"])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic_files import discard, make_dir, publish, remove, write_atomic, write_text
-from .run_config import ADDED_OPTIONS
+from .run_options import ADDED_OPTIONS
 from .run_outputs import FINAL_MARKER, fold_file
 
 # Settings that change nothing learned: a resumed run may differ in these.

@@ -22,11 +22,12 @@ from ..evaluation.metrics import compute_mer_metrics
 from ..evaluation.reporting import pooled_metrics, summary_line, write_reports
 from .clips import ArrowClips, ClipTable
 from .features import StoredFeatureModel, frame_embedding_store, store_columns, whole_model
+from .leakage import check_overlap
 from .loop import class_weights, flip_decisions, make_loader, model_inputs
 from .loop import predict as predict_probabilities
 from .preprocessing import preprocess_dataset, preprocessing_skips
 from .protocols import PROTOCOLS
-from .run_config import RunConfig, check_overlap
+from .run_options import RunConfig
 from .run_outputs import write_skips
 from .run_setup import PROCESSOR_OPTIONS, ModelChoice, base_config, build_model, build_processor, is_preset
 from .tasks import Task, TaskData

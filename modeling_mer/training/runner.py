@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .checkpoints import FINAL, Checkpoints, RunStateError, check_run_args, clean_incomplete
 from .loop import train_one_epoch
 from .protocols import Fold, describe, make_folds, subject_keys, validation_split
-from .run_config import REAL_PRESET, RunConfig
+from .run_options import REAL_PRESET, RunConfig
 from .run_outputs import FINAL_MARKER, fold_file, read_folds, save_final_model, write_fold, write_staged
 from .run_setup import OptimizerSettings, make_optimizer, make_scheduler
 from .selection import EpochSelection
@@ -118,7 +118,7 @@ class Runner:
     def fetch_run_state(self) -> None:
         """--resume_from_hub: the main process downloads the run state into output_dir; the others wait."""
         if self.accelerator.is_main_process:
-            from .hub_sync import download_run_state
+            from .hub_transfer import download_run_state
 
             names = download_run_state(self.run.resume_from_hub, self.output_dir)
             self.print(f"Hub: the run state of {self.run.resume_from_hub} ({len(names)} files) is in {self.output_dir}")
