@@ -18,6 +18,7 @@ go on silently as a prediction. Boxes are in the original frame's pixels.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import warnings
@@ -279,23 +280,11 @@ class CascadeFileMixin:
     """
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        from transformers.utils import cached_file
-
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any):
+        loaded = super().from_dict(image_processor_dict, **kwargs)
         processor = loaded[0] if isinstance(loaded, tuple) else loaded
-        if processor.crop == "haar":
-            folder = str(pretrained_model_name_or_path)
-            folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
-            hub = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-            try:
-                path = cached_file(
-                    folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
-                    _raise_exceptions_for_connection_errors=False, **{k: kwargs[k] for k in hub if k in kwargs},
-                )
-            except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
-                path = None
-            processor._cascade_file = path
+        if processor.crop == "haar" and getattr(processor, "_cascade_file", None) is None:
+            processor._cascade_file = _saved_cascade(_loading_from())
         return loaded
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,3 +298,43 @@ class CascadeFileMixin:
             source, target = cascade_path(getattr(self, "_cascade_file", None)), Path(json_file_path).with_name(CASCADE_FILE)
             if not (target.exists() and target.samefile(source)):
                 shutil.copyfile(source, target)
+
+
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
+
+def _loading_from() -> tuple[str, dict[str, Any]] | None:
+    """The folder or repo id (and its hub options) of the nearest `from_pretrained` on the call stack.
+
+    `from_dict` is all that `BaseImageProcessor.from_pretrained` and `AutoImageProcessor.from_pretrained`
+    (which since transformers 5.25 calls `from_dict` directly, never the class's own `from_pretrained`)
+    have in common, and it is given only the settings: where they came from is read from the caller's frame.
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            local = frame.f_locals
+            if frame.f_code.co_name == "from_pretrained" and "pretrained_model_name_or_path" in local:
+                options = local.get("hub_kwargs") or local.get("kwargs") or {}
+                where = local["pretrained_model_name_or_path"]
+                if isinstance(where, (str, os.PathLike)):
+                    return str(where), {k: options[k] for k in _HUB_KWARGS if options.get(k) is not None}
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+def _saved_cascade(source: tuple[str, dict[str, Any]] | None) -> str | None:
+    """The cascade XML saved beside a processor's settings (a local folder or a Hub repo), or None."""
+    if source is None:
+        return None
+    from transformers.utils import cached_file
+
+    folder, options = source
+    folder = os.path.dirname(folder) if os.path.isfile(folder) else folder
+    try:
+        return cached_file(folder, CASCADE_FILE, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False, **options)
+    except (OSError, ValueError):  # not a folder nor a reachable repo: the package's own copy is used
+        return None
